@@ -1,0 +1,66 @@
+"""Agent configuration: a master template in the master database plus each tenant's overrides."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelConfig(BaseModel):
+    """A named model route. Keys are never stored: `api_key_env` names the environment variable."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=3, description="LiteLLM model string: openai/..., anthropic/..., offline/...")
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the key.")
+    timeout_s: float | None = Field(default=None, gt=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0, description="Overrides LiteLLM's price.")
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+
+
+class AgentSettings(BaseModel):
+    """The fields a tenant may override; every one optional so overrides merge over the template."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str | None = Field(default=None, max_length=200)
+    personality: str | None = Field(default=None, max_length=2_000)
+    tonality: str | None = Field(default=None, max_length=500)
+    response_style: str | None = Field(default=None, max_length=500)
+    dos: list[str] | None = None
+    donts: list[str] | None = None
+    language: str | None = Field(default=None, max_length=50)
+    model: str | None = Field(default=None, description="A model config name or a LiteLLM model string.")
+    fallbacks: list[str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=32_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    prompts: dict[str, str] | None = Field(default=None, description="Job kind -> system prompt name.")
+    mcp_servers: list[str] | None = Field(default=None, description="MCP servers this agent may use.")
+    allowed_tools: list[str] | None = Field(default=None, description="Tools it may call; empty: all allowed.")
+
+
+class AgentTemplate(AgentSettings):
+    template_id: str = Field(min_length=1, max_length=100)
+
+
+class AgentConfig(BaseModel):
+    """The resolved configuration one job runs with."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    tenant_id: str
+    template_id: str
+    name: str = "Assistant"
+    personality: str = "helpful and precise"
+    tonality: str = "friendly"
+    response_style: str = "concise"
+    dos: list[str] = Field(default_factory=list)
+    donts: list[str] = Field(default_factory=list)
+    language: str = "English"
+    models: list[ModelConfig] = Field(description="Primary first, then the fallbacks.")
+    max_tokens: int = 512
+    temperature: float = 0.3
+    prompt_sources: dict[str, str] = Field(description="Job kind -> Jinja2 source of its system prompt.")
+    mcp_servers: list[str] = Field(default_factory=list)
+    allowed_tools: list[str] = Field(default_factory=list)

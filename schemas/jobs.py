@@ -1,0 +1,133 @@
+"""Jobs: what producers submit, what travels through the queues, and what clients poll."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.erp import ErpAnalysisPayload
+from schemas.usage import Usage
+
+
+class JobKind(StrEnum):
+    email_reply = "email_reply"
+    chat_draft = "chat_draft"
+    erp_analysis = "erp_analysis"
+
+
+class PriorityClass(StrEnum):
+    """Each class has its own shared Celery queue, so a long batch job never holds an interactive one back."""
+
+    interactive = "interactive"
+    standard = "standard"
+    batch = "batch"
+
+
+DEFAULT_CLASS: dict[JobKind, PriorityClass] = {
+    JobKind.chat_draft: PriorityClass.interactive,
+    JobKind.email_reply: PriorityClass.standard,
+    JobKind.erp_analysis: PriorityClass.batch,
+}
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+_EMAIL = r"^[^@\s]+@[^@\s]+$"
+
+
+class EmailReplyPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", pattern=_EMAIL, max_length=320)
+    to: str = Field(pattern=_EMAIL, max_length=320)
+    subject: str = Field(default="", max_length=1_000)
+    body: str = Field(min_length=1, max_length=100_000)
+    message_id: str = Field(min_length=1, max_length=1_000)
+    lead_id: str = Field(min_length=1, max_length=200)
+
+
+class ChatDraftPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=20_000)
+    conversation_id: str = Field(min_length=1, max_length=200)
+    lead_id: str = Field(min_length=1, max_length=200)
+
+
+class _JobRequestBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=500,
+        description="Same key, same tenant: the first job's id comes back and nothing new is enqueued.",
+    )
+    priority: PriorityClass | None = Field(default=None, description="Defaults to the kind's class.")
+
+
+class EmailReplyJob(_JobRequestBase):
+    kind: Literal[JobKind.email_reply]
+    payload: EmailReplyPayload
+
+
+class ChatDraftJob(_JobRequestBase):
+    kind: Literal[JobKind.chat_draft]
+    payload: ChatDraftPayload
+
+
+class ErpAnalysisJob(_JobRequestBase):
+    kind: Literal[JobKind.erp_analysis]
+    payload: ErpAnalysisPayload
+
+
+JobRequest = Annotated[EmailReplyJob | ChatDraftJob | ErpAnalysisJob, Field(discriminator="kind")]
+"""What a producer submits; the tenant comes from its credentials, never from the body."""
+
+
+class JobEnvelope(BaseModel):
+    """What travels through the tenant queue and the Celery message: everything a worker needs to run a job."""
+
+    job_id: str
+    tenant_id: str
+    kind: JobKind
+    priority: PriorityClass
+    payload: dict[str, Any]
+    enqueued_at: datetime
+    attempt: int = Field(default=1, ge=1)
+    estimate_tokens: int = Field(default=0, ge=0, description="Reserved against the tenant's budget.")
+    estimate_usd: float = Field(default=0.0, ge=0)
+
+
+class JobView(BaseModel):
+    """What clients poll."""
+
+    job_id: str
+    tenant_id: str
+    kind: JobKind
+    status: JobStatus
+    priority: PriorityClass
+    result: dict[str, Any] | None = None
+    usage: Usage | None = None
+    error: dict[str, Any] | None = None
+    enqueued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+
+
+class EnqueueResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    duplicate: bool = Field(default=False, description="True when an idempotency key matched an earlier job.")

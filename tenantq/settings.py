@@ -1,0 +1,128 @@
+"""The one settings object, nested by concern, each concern with its own environment prefix.
+
+Every field has a safe default for the embedded setup (`tenantq up` on a laptop). Nothing here is read at
+import time: call `get_settings()`; tests and the CLI call `get_settings.cache_clear()` after changing the
+environment. No `.env` file is loaded.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REDIS_", extra="ignore")
+
+    url: str | None = Field(
+        default=None,
+        description="Broker, result backend and tenant queues. Unset: `tenantq up` starts a private redis-server.",
+    )
+    key_prefix: str = Field(default="tq", description="Prefix of every tenantq key, so fleets can share a Redis.")
+
+
+class MongoSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MONGODB_", extra="ignore")
+
+    url: str | None = Field(
+        default=None,
+        description="MongoDB URL. Unset: `tenantq up` starts the embedded nx-27017 server under the data dir.",
+    )
+    master_database: str = Field(
+        default="tenantq-master",
+        validation_alias=AliasChoices("MASTER_DATABASE_NAME", "MONGODB_MASTER_DATABASE"),
+        description="Database of tenants, agent templates, model configs, API keys and MCP servers.",
+    )
+    tenant_database_prefix: str = Field(
+        default="tenantq-tenant-",
+        validation_alias=AliasChoices("TENANT_DATABASE_PREFIX", "MONGODB_TENANT_DATABASE_PREFIX"),
+        description="Each tenant's own database is this prefix plus the tenant id.",
+    )
+    timeout_ms: int = Field(default=5000, ge=100, description="Server selection and socket timeout.")
+
+
+class LLMSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LITELLM_", extra="ignore")
+
+    default_model: str | None = Field(
+        default=None,
+        description="Model when a tenant names none. Unset: openai/gpt-4o-mini if OPENAI_API_KEY is set, "
+        "else the offline stand-in.",
+    )
+    fallback_models: list[str] = Field(default_factory=list, description="Tried in order after the default.")
+    request_timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one model call.")
+    max_attempts: int = Field(default=4, ge=1, le=10, description="Attempts per model on transient errors.")
+    backoff_initial_s: float = Field(default=0.5, ge=0, description="First backoff; it doubles, with jitter.")
+    backoff_max_s: float = Field(default=8.0, ge=0, description="Longest single backoff.")
+    max_tokens: int = Field(default=512, ge=1, description="Completion tokens when the agent sets none.")
+    local_model_cost_map: bool = Field(
+        default=True, description="Use LiteLLM's bundled price map instead of downloading one at import."
+    )
+
+
+class FleetSettings(BaseSettings):
+    """Queues, admission and workers."""
+
+    model_config = SettingsConfigDict(env_prefix="TENANTQ_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".tenantq"), description="Embedded services keep their data here.")
+    worker_concurrency: int = Field(default=128, ge=1, le=2000, description="Jobs in flight per worker process.")
+    fleet_max_in_flight: int = Field(default=10_000, ge=1, description="Fleet-wide cap on admitted jobs.")
+    default_tenant_max_in_flight: int = Field(
+        default=0, ge=0, description="Per-tenant cap when the plan sets none; 0 means only the fleet cap."
+    )
+    lease_ttl_s: float = Field(default=60.0, gt=1, description="A job's slot expires this long after its "
+                               "worker's last heartbeat, so a killed worker leaks no slot.")
+    max_attempts: int = Field(default=3, ge=1, description="Deliveries of one job before it fails for good.")
+    dispatch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait between admission rounds.")
+    admit_batch: int = Field(default=64, ge=1, le=1000, description="Jobs admitted per admission round trip.")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest job body the ingress takes.")
+    agent_cache_size: int = Field(default=500, ge=1, description="Agent configs cached per process.")
+    agent_cache_ttl_s: float = Field(default=60.0, ge=0, description="How long a cached agent config lives.")
+    admin_token: str | None = Field(default=None, description="Bearer token of the admin endpoints.")
+    log_level: str = Field(default="INFO", description="structlog level.")
+    log_json: bool = Field(default=False, description="JSON log lines (production) instead of console lines.")
+
+
+class McpSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TENANTQ_MCP_", extra="ignore")
+
+    call_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one MCP tool call.")
+    max_attempts: int = Field(default=2, ge=1, le=5, description="Attempts of a tool call; a dead server is "
+                              "restarted between attempts.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    mongodb: MongoSettings = Field(default_factory=MongoSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+
+    @property
+    def redis_url(self) -> str:
+        if not self.redis.url:
+            from tenantq.errors import ConfigurationError
+
+            raise ConfigurationError("REDIS_URL is not set; run `tenantq up` or point REDIS_URL at a Redis.")
+        return self.redis.url
+
+    @property
+    def mongodb_url(self) -> str:
+        if not self.mongodb.url:
+            from tenantq.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "MONGODB_URL is not set; run `tenantq up` or point MONGODB_URL at a MongoDB."
+            )
+        return self.mongodb.url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
