@@ -50,6 +50,8 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     tenant_id: str
+    tenant_name: str
+    currency: str = "EUR"
     template_id: str
     name: str = "Assistant"
     personality: str = "helpful and precise"

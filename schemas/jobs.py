@@ -16,6 +16,8 @@ class JobKind(StrEnum):
     email_reply = "email_reply"
     chat_draft = "chat_draft"
     erp_analysis = "erp_analysis"
+    noop = "noop"
+    """Does nothing and writes nothing: for benchmarks of the queues and for health checks. Not submittable."""
 
 
 class PriorityClass(StrEnum):
@@ -30,6 +32,7 @@ DEFAULT_CLASS: dict[JobKind, PriorityClass] = {
     JobKind.chat_draft: PriorityClass.interactive,
     JobKind.email_reply: PriorityClass.standard,
     JobKind.erp_analysis: PriorityClass.batch,
+    JobKind.noop: PriorityClass.standard,
 }
 
 

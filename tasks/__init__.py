@@ -1,1 +1,1 @@
-"""tasks"""
+"""What a job does: the pipeline every job runs through, and one module per job kind."""

@@ -1,1 +1,1 @@
-"""tenancy"""
+"""Whose and where: the tenant registry, API keys, per-tenant databases and the per-tenant queues."""

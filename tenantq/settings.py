@@ -7,11 +7,15 @@ environment. No `.env` file is loaded.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OFFLINE_MODEL = "offline/tenantq-draft"
+"""The deterministic stand-in model of `providers/offline.py`, used where no provider key is configured."""
 
 
 class RedisSettings(BaseSettings):
@@ -103,6 +107,14 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+
+    def default_model(self) -> str:
+        """The tenant-less default: the configured model, else OpenAI where a key is set, else offline."""
+        if self.llm.default_model:
+            return self.llm.default_model
+        if os.environ.get("OPENAI_API_KEY"):
+            return "openai/gpt-4o-mini"
+        return OFFLINE_MODEL
 
     @property
     def redis_url(self) -> str:

@@ -1,0 +1,42 @@
+"""Celery settings of the tenantq fleet. Read from the one settings object, each with its reason."""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from tenantq.settings import get_settings
+
+_settings = get_settings()
+
+# Redis is both broker and result backend; `tenantq up` sets REDIS_URL to its private server.
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+# Model calls are I/O bound: threads let one process hold worker_concurrency calls in flight.
+worker_pool = "threads"
+worker_concurrency = _settings.fleet.worker_concurrency
+# A job is acknowledged only when it ends, so a job whose worker dies is delivered again, not lost.
+task_acks_late = True
+task_reject_on_worker_lost = True
+# Fairness is decided at admission; a worker reserves no more than it runs, so prefetch cannot undo it.
+worker_prefetch_multiplier = 1
+# Redelivery of unacknowledged messages after a worker dies; leases hand jobs on sooner than this.
+broker_transport_options = {"visibility_timeout": 3600, "queue_order_strategy": "priority"}
+# Payloads are JSON only: no pickle from a shared broker.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+# The shared queues: one per priority class, fed by admission (tenancy/queues.py). A worker without -Q
+# serves all three, interactive first; `tenantq worker --classes` narrows it.
+task_queues = [Queue("tenantq.interactive"), Queue("tenantq.standard"), Queue("tenantq.batch")]
+task_default_queue = "tenantq.standard"
+# Clients poll job records in MongoDB; Celery results are a short-lived summary for Flower.
+result_expires = 3600
+# Flower and `celery events` see every task.
+worker_send_task_events = True
+task_send_sent_event = True
+# structlog owns log formatting; Celery must not replace the root handlers.
+worker_hijack_root_logger = False
+worker_redirect_stdouts = False
+broker_connection_retry_on_startup = True
+timezone = "UTC"
+enable_utc = True

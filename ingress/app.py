@@ -1,0 +1,115 @@
+"""The HTTP ingress. The tenant comes from the Bearer API key, never from the body.
+
+Every rejection (401, 404, 413, 422, 402, 403) enqueues nothing and says what to do; every TenantqError
+becomes a JSON body `{"error": {"code", "message", ...}}` with the status its class names.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
+
+from ingress.submit import submit
+from schemas.jobs import EnqueueResponse, JobRequest, JobView
+from tenancy import jobs
+from tenancy.apikeys import authenticate
+from tenancy.queues import get_queues
+from tenancy.registry import list_tenants
+from schemas.jobs import PriorityClass
+from tenantq.errors import AuthenticationError, InvalidJob, TenantqError
+from tenantq.logs import get_logger
+from tenantq.settings import get_settings
+
+_job_request: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
+_bearer = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class PayloadTooLarge(InvalidJob):
+    code = "payload_too_large"
+    http_status = 413
+
+
+async def tenant_of(credentials: Credentials) -> str:
+    if credentials is None:
+        raise AuthenticationError("Missing API key: send 'Authorization: Bearer tq_...'.")
+    return await run_in_threadpool(authenticate, credentials.credentials)
+
+
+async def admin(credentials: Credentials) -> None:
+    token = get_settings().fleet.admin_token
+    if token is None or credentials is None or credentials.credentials != token:
+        raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <TENANTQ_ADMIN_TOKEN>'.")
+
+
+Tenant = Annotated[str, Depends(tenant_of)]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="tenantq ingress", version="1", description=__doc__)
+
+    @app.exception_handler(TenantqError)
+    async def _tenantq_error(_: Request, exc: TenantqError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        get_logger().error("ingress.unexpected_error", error_type=type(exc).__name__, exc_info=exc)
+        body = {"error": {"code": "internal_error", "message": "Unexpected error; it was logged. Retry later."}}
+        return JSONResponse(body, status_code=500)
+
+    @app.post("/v1/jobs", status_code=202, response_model=EnqueueResponse, openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _job_request.json_schema()}}}
+    })
+    async def create_job(request: Request, tenant_id: Tenant) -> EnqueueResponse:
+        limit = get_settings().fleet.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"Body over {limit // 1024} KiB; nothing was enqueued.", tenant_id=tenant_id)
+        body = await request.body()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Body over {limit // 1024} KiB; nothing was enqueued.", tenant_id=tenant_id)
+        try:
+            job = _job_request.validate_json(body)
+        except ValidationError as exc:
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": {"code": "invalid_job", "message": "The job is invalid; nothing was enqueued.",
+                           "fields": exc.errors(include_url=False, include_context=False)}},
+                status_code=422,
+            )
+        return await run_in_threadpool(submit, tenant_id, job)
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobView)
+    async def get_job(job_id: str, tenant_id: Tenant) -> JobView:
+        return await run_in_threadpool(jobs.view, tenant_id, job_id)
+
+    @app.get("/v1/queues", dependencies=[Depends(admin)])
+    async def queues() -> dict[str, Any]:
+        return await run_in_threadpool(queue_report)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        await run_in_threadpool(get_queues().r.ping)
+        return {"status": "ok"}
+
+    return app
+
+
+def queue_report() -> dict[str, Any]:
+    """Each tenant's backlog, oldest job age, in flight and spend; the per-class backlog totals."""
+    queues = get_queues()
+    known = {t.tenant_id for t in list_tenants()} | set(queues.tenants())
+    return {
+        "backlog": {c.value: queues.backlog(c) for c in PriorityClass},
+        "tenants": [queues.tenant_state(t) for t in sorted(known)],
+        "dead_letters": len(queues.dead_letters(1000)),
+    }
+
+
+app = create_app()

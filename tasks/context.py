@@ -1,0 +1,68 @@
+"""The context a job handler works with: its envelope, its agent, and the calls it may make.
+
+Handlers see only this, so every model call is bounded by the agent's routes and timeout, every token is
+accounted to the job, and every step lands in the tenant's audit trail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.base import ChatResult, ModelRequest, complete
+from schemas.agents import AgentConfig
+from schemas.jobs import JobEnvelope
+from schemas.usage import Usage
+from tasks.prompts import render
+from tenancy import jobs
+from tenantq.settings import get_settings
+
+AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
+
+
+@dataclass
+class JobContext:
+    envelope: JobEnvelope
+    agent: AgentConfig
+    log: Any
+    usage: list[Usage] = field(default_factory=list)
+
+    @property
+    def currency(self) -> str:
+        return self.agent.currency
+
+    def prompt_variables(self) -> dict[str, Any]:
+        agent = self.agent.model_dump(include=set(AGENT_FIELDS))
+        tenant = {"id": self.agent.tenant_id, "name": self.agent.tenant_name, "currency": self.agent.currency}
+        return {"agent": agent, "tenant": tenant, "kind": self.envelope.kind.value}
+
+    def render(self, kind: str, **variables: Any) -> str:
+        source = self.agent.prompt_sources.get(kind)
+        if source is None:
+            return ""
+        return render(source, {**self.prompt_variables(), **variables}, tenant_id=self.agent.tenant_id, name=kind)
+
+    def complete(
+        self, messages: list[dict[str, Any]], *, json_schema: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None, max_tokens: int | None = None,
+    ) -> ChatResult:
+        request = ModelRequest(
+            messages=messages, routes=self.agent.models, max_tokens=max_tokens or self.agent.max_tokens,
+            temperature=self.agent.temperature, json_schema=json_schema,
+            metadata={
+                "kind": self.envelope.kind.value,
+                "tenantq": {"agent": self.prompt_variables()["agent"], "payload": self.envelope.payload,
+                            "tenant_id": self.agent.tenant_id, "job_id": self.envelope.job_id},
+                **(metadata or {}),
+            },
+            timeout_s=get_settings().llm.request_timeout_s,
+        )
+        result = complete(request)
+        self.usage.append(result.usage)
+        self.audit("model_call", model=result.model, fallback_used=result.fallback_used,
+                   attempts=result.usage.attempts, total_tokens=result.usage.total_tokens,
+                   cost_usd=result.usage.cost_usd, latency_ms=result.usage.latency_ms)
+        return result
+
+    def audit(self, event: str, **data: Any) -> None:
+        jobs.audit(self.envelope.tenant_id, self.envelope.job_id, event, **data)

@@ -1,0 +1,44 @@
+"""The job kinds: each kind's payload model and its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.erp import ErpAnalysisPayload
+from schemas.jobs import ChatDraftPayload, EmailReplyPayload, JobKind
+from tasks.context import JobContext
+from tenantq.errors import UnknownJobKind
+
+Handler = Callable[[JobContext, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    payload: type[BaseModel]
+    module: str
+
+    @property
+    def handle(self) -> Handler:
+        handler: Handler = import_module(self.module).handle
+        return handler
+
+
+KINDS: dict[JobKind, Kind] = {
+    JobKind.email_reply: Kind(EmailReplyPayload, "tasks.email_reply"),
+    JobKind.chat_draft: Kind(ChatDraftPayload, "tasks.chat_draft"),
+    JobKind.erp_analysis: Kind(ErpAnalysisPayload, "tasks.erp_analysis.handler"),
+}
+
+
+def kind_of(name: str) -> Kind:
+    try:
+        return KINDS[JobKind(name)]
+    except ValueError:
+        raise UnknownJobKind(
+            f"Unknown job kind {name!r}; use one of {', '.join(k.value for k in JobKind)}.", kind=name
+        ) from None

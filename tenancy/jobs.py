@@ -1,0 +1,105 @@
+"""Job records in each tenant's own database: executions, results, token usage and the audit trail.
+
+A job's record is written before its message is queued, so a client can poll it at once and an
+idempotency key (a unique index) decides duplicates even between concurrent producers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from schemas.jobs import JobEnvelope, JobStatus, JobView
+from schemas.usage import Usage
+from tenancy.mongo import tenant_db
+from tenantq.errors import JobNotFound, TenantqError
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create(envelope: JobEnvelope, idempotency_key: str | None) -> str | None:
+    """Record a queued job; returns None, or the id of the earlier job with the same idempotency key."""
+    doc: dict[str, Any] = {
+        "_id": envelope.job_id, "kind": envelope.kind.value, "priority": envelope.priority.value,
+        "status": JobStatus.queued.value, "payload": envelope.payload, "enqueued_at": envelope.enqueued_at,
+        "attempts": 0, "estimate_tokens": envelope.estimate_tokens, "estimate_usd": envelope.estimate_usd,
+    }
+    if idempotency_key is not None:
+        doc["idempotency_key"] = idempotency_key
+    db = tenant_db(envelope.tenant_id)
+    try:
+        db.executions.insert_one(doc)
+    except DuplicateKeyError:
+        earlier = db.executions.find_one({"idempotency_key": idempotency_key}, {"_id": 1})
+        if earlier is None:  # the earlier job was deleted between the two calls: a true conflict
+            raise
+        return str(earlier["_id"])
+    audit(envelope.tenant_id, envelope.job_id, "queued", priority=envelope.priority.value)
+    return None
+
+
+def start(tenant_id: str, job_id: str, attempt: int) -> bool:
+    """Mark a job running; False when it already ended (a duplicate delivery must not run it again)."""
+    doc = tenant_db(tenant_id).executions.find_one_and_update(
+        {"_id": job_id, "status": {"$in": [JobStatus.queued.value, JobStatus.running.value]}},
+        {"$set": {"status": JobStatus.running.value, "started_at": now(), "attempts": attempt}},
+        projection={"_id": 1}, return_document=ReturnDocument.AFTER,
+    )
+    if doc is not None:
+        audit(tenant_id, job_id, "started", attempt=attempt)
+    return doc is not None
+
+
+def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usage: list[Usage]) -> None:
+    db = tenant_db(tenant_id)
+    finished = now()
+    total = sum(usage, Usage(attempts=0)) if usage else Usage(attempts=0)
+    db.results.replace_one({"job_id": job_id}, {"job_id": job_id, "kind": kind, "result": result,
+                                                "created_at": finished}, upsert=True)
+    if usage:
+        db.token_usage.insert_many([
+            {"job_id": job_id, "kind": kind, "created_at": finished, **u.model_dump()} for u in usage
+        ])
+    db.executions.update_one({"_id": job_id}, {"$set": {
+        "status": JobStatus.succeeded.value, "finished_at": finished, "usage": total.model_dump(),
+    }})
+    audit(tenant_id, job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd)
+
+
+def fail(tenant_id: str, job_id: str, error: TenantqError, usage: list[Usage] | None = None) -> None:
+    db = tenant_db(tenant_id)
+    changes: dict[str, Any] = {"status": JobStatus.failed.value, "finished_at": now(), "error": error.to_dict()}
+    if usage:
+        total = sum(usage, Usage(attempts=0))
+        changes["usage"] = total.model_dump()
+        db.token_usage.insert_many([
+            {"job_id": job_id, "created_at": now(), **u.model_dump()} for u in usage
+        ])
+    db.executions.update_one({"_id": job_id}, {"$set": changes})
+    audit(tenant_id, job_id, "failed", code=error.code)
+
+
+def audit(tenant_id: str, job_id: str, event: str, **data: Any) -> None:
+    tenant_db(tenant_id).audit_log.insert_one({"job_id": job_id, "event": event, "at": now(), "data": data})
+
+
+def view(tenant_id: str, job_id: str) -> JobView:
+    """A job as its tenant sees it; another tenant's job id is simply not found."""
+    db = tenant_db(tenant_id)
+    doc = db.executions.find_one({"_id": job_id}, {"payload": 0})
+    if doc is None:
+        raise JobNotFound(f"No job {job_id!r} for this tenant.", tenant_id=tenant_id, job_id=job_id)
+    result = None
+    if doc["status"] == JobStatus.succeeded.value:
+        found = db.results.find_one({"job_id": job_id}, {"result": 1})
+        result = found["result"] if found else None
+    return JobView(
+        job_id=job_id, tenant_id=tenant_id, kind=doc["kind"], status=doc["status"], priority=doc["priority"],
+        result=result, usage=doc.get("usage"), error=doc.get("error"), enqueued_at=doc["enqueued_at"],
+        started_at=doc.get("started_at"), finished_at=doc.get("finished_at"), attempts=doc.get("attempts", 0),
+    )

@@ -1,0 +1,7 @@
+-- ARGV: prefix, job_id, attempt, expiry_ms. A worker starting a job claims its lease: 1 when the lease is
+-- this delivery's (and it is renewed), 0 for a stale delivery whose lease expired and was handed on.
+local P, job_id, attempt, expiry = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local meta = redis.call('HGET', P .. ':lease', job_id)
+if not meta or cjson.decode(meta).a ~= attempt then return 0 end
+redis.call('ZADD', P .. ':leases', 'XX', expiry, job_id)
+return 1

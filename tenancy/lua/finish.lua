@@ -1,0 +1,16 @@
+-- ARGV: prefix, job_id, attempt, cost_micro_usd, tokens. A job ended: its slot and reservation are given
+-- back, the real spend is booked in the month it was admitted, and its tenant rejoins the rings.
+-- Returns 1, or 0 when the lease was no longer this delivery's (it expired and the job was handed on).
+local P, job_id, attempt = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local usd, tokens = tonumber(ARGV[4]), tonumber(ARGV[5])
+local meta = redis.call('HGET', P .. ':lease', job_id)
+if not meta or cjson.decode(meta).a ~= attempt then return 0 end
+local m = release_lease(P, job_id)
+local sk = P .. ':spend:' .. m.t .. ':' .. m.month
+redis.call('HINCRBY', sk, 'usd', usd)
+redis.call('HINCRBY', sk, 'tokens', tokens)
+redis.call('HINCRBY', sk, 'jobs', 1)
+redis.call('HDEL', P .. ':attempt', job_id)
+ring_tenant(P, m.t)
+wake(P)
+return 1

@@ -1,0 +1,95 @@
+"""MongoDB access: one client per process, the master database, and each tenant's own database.
+
+Tenant data lives only in the database named after its tenant: every accessor here takes a validated
+tenant id, so no query can be pointed at another tenant's collections by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.database import Database
+
+from schemas.ids import TENANT_ID_RE
+from tenantq.errors import InvalidTenantId
+from tenantq.settings import get_settings
+
+Doc = dict[str, object]
+
+_lock = threading.Lock()
+_client: MongoClient[Doc] | None = None
+_client_pid: int | None = None
+_indexed: set[str] = set()
+
+TENANT_INDEXES: dict[str, list[IndexModel]] = {
+    "executions": [
+        IndexModel([("idempotency_key", ASCENDING)], unique=True,
+                   partialFilterExpression={"idempotency_key": {"$type": "string"}}),
+        IndexModel([("status", ASCENDING), ("enqueued_at", ASCENDING)]),
+    ],
+    "results": [IndexModel([("job_id", ASCENDING)], unique=True)],
+    "token_usage": [IndexModel([("created_at", DESCENDING)]), IndexModel([("job_id", ASCENDING)])],
+    "audit_log": [IndexModel([("job_id", ASCENDING), ("at", ASCENDING)])],
+}
+
+MASTER_INDEXES: dict[str, list[IndexModel]] = {
+    "api_keys": [IndexModel([("tenant_id", ASCENDING)])],
+    "tenants": [IndexModel([("status", ASCENDING)])],
+}
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+        raise InvalidTenantId(
+            f"Tenant id {tenant_id!r} is invalid: use 2-63 characters of a-z, 0-9 and '-', "
+            "starting with a letter or digit.",
+        )
+    return tenant_id
+
+
+def client() -> MongoClient[Doc]:
+    """The process's client; a forked child makes its own (pymongo clients are not fork-safe)."""
+    global _client, _client_pid
+    with _lock:
+        if _client is None or _client_pid != os.getpid():
+            settings = get_settings()
+            _client = MongoClient(
+                settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=settings.mongodb.timeout_ms,
+                socketTimeoutMS=settings.mongodb.timeout_ms * 6, maxPoolSize=200,
+            )
+            _client_pid = os.getpid()
+            _indexed.clear()
+        return _client
+
+
+def reset() -> None:
+    """Forget the client (tests and `tenantq up` call this after changing MONGODB_URL)."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+        _indexed.clear()
+
+
+def master_db() -> Database[Doc]:
+    db = client()[get_settings().mongodb.master_database]
+    _ensure_indexes(db, MASTER_INDEXES)
+    return db
+
+
+def tenant_db(tenant_id: str) -> Database[Doc]:
+    name = get_settings().mongodb.tenant_database_prefix + validate_tenant_id(tenant_id)
+    db = client()[name]
+    _ensure_indexes(db, TENANT_INDEXES)
+    return db
+
+
+def _ensure_indexes(db: Database[Doc], indexes: dict[str, list[IndexModel]]) -> None:
+    if db.name in _indexed:
+        return
+    for collection, models in indexes.items():
+        db[collection].create_indexes(models)
+    _indexed.add(db.name)

@@ -1,0 +1,255 @@
+"""Per-tenant queues in Redis, and the admission step that feeds the shared Celery queues fairly.
+
+Each tenant's jobs wait in their own list per priority class, in arrival order. A ring per class holds the
+tenants that have work and may be served. Admission (one Lua script, atomic) takes the next job of the next
+tenant in the ring, round robin with a weight per tenant, within the live worker capacity of the class, the
+fleet cap, the tenant's cap, budget and rate limits, and grants it a lease (its slot). Only admitted jobs
+become Celery messages, so the shared Celery queues stay as shallow as the fleet is wide and prefetch cannot
+undo fairness. Every step costs the same whatever the number of tenants.
+
+A lease expires unless its worker renews it, so a killed worker leaks no slot: the reaper hands the job on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+from schemas.jobs import JobEnvelope, PriorityClass
+from schemas.tenants import Plan, TenantStatus
+from tenantq.errors import EnqueueFailed, TenantSuspended, UnknownTenant
+
+MICRO = 1_000_000
+
+
+@cache
+def _script_source(name: str) -> str:
+    lua = resources.files("tenancy.lua")
+    return lua.joinpath("common.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+def month_key(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).strftime("%Y%m")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    job_id: str
+    attempt: int
+    envelope: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    job_id: str
+    reason: str
+    envelope: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: list[Admitted]
+    rejected: list[Rejected]
+    dead: int
+
+
+@dataclass(frozen=True)
+class Reaped:
+    requeued: int
+    exhausted: list[str]
+
+
+@dataclass(frozen=True)
+class Spend:
+    usd: float
+    tokens: int
+    reserved_usd: float
+    reserved_tokens: int
+    jobs: int
+
+
+def _triples(flat: list[Any]) -> list[tuple[Any, Any, Any]]:
+    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+
+class TenantQueues:
+    """The queue layer over one Redis. Cheap to create; scripts are loaded once per client."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "tq") -> None:
+        self.r = client
+        self.p = prefix
+        self._scripts = {
+            name: client.register_script(_script_source(name))
+            for name in ("enqueue", "admit", "claim", "renew", "finish", "reap", "ring")
+        }
+
+    def _run(self, name: str, *args: Any) -> Any:
+        return self._scripts[name](keys=[], args=[self.p, *args])
+
+    # --- tenants -----------------------------------------------------------------------------------------
+
+    def sync_tenant(self, tenant_id: str, plan: Plan, status: TenantStatus, default_cap: int = 0) -> None:
+        """Mirror a tenant's plan into Redis, where admission reads it, and ring it if it has work."""
+        budget_usd = -1 if plan.monthly_budget_usd is None else int(plan.monthly_budget_usd * MICRO)
+        key = f"{self.p}:tenant:{tenant_id}"
+        self.r.hset(key, mapping={
+            "status": status.value,
+            "weight": plan.weight,
+            "cap": plan.max_in_flight or default_cap,
+            "budget_usd": budget_usd,
+            "budget_tokens": -1 if plan.monthly_token_budget is None else plan.monthly_token_budget,
+            "rpm": plan.requests_per_minute or -1,
+            "tpm": plan.tokens_per_minute or -1,
+        })
+        self.r.sadd(f"{self.p}:tenants", tenant_id)
+        self._run("ring", tenant_id)
+
+    def has_tenant(self, tenant_id: str) -> bool:
+        return bool(self.r.exists(f"{self.p}:tenant:{tenant_id}"))
+
+    # --- producers ---------------------------------------------------------------------------------------
+
+    def enqueue(self, envelope: JobEnvelope) -> int:
+        """Append a job to its tenant's queue; returns the depth of that queue."""
+        try:
+            depth: int = self._run(
+                "enqueue", envelope.tenant_id, envelope.priority.value, envelope.model_dump_json()
+            )
+        except redis.ResponseError as exc:
+            if "UNKNOWN_TENANT" in str(exc):
+                raise UnknownTenant("Tenant has no queue yet.", tenant_id=envelope.tenant_id) from exc
+            if "TENANT_SUSPENDED" in str(exc):
+                raise TenantSuspended("Tenant is suspended; resume it to enqueue jobs.",
+                                      tenant_id=envelope.tenant_id) from exc
+            raise EnqueueFailed(f"Redis refused the job: {exc}", job_id=envelope.job_id) from exc
+        except redis.RedisError as exc:
+            raise EnqueueFailed(f"Redis is unreachable: {exc}. Retry the request.", job_id=envelope.job_id) from exc
+        return depth
+
+    # --- admission (the workers' dispatchers) --------------------------------------------------------------
+
+    def admit(
+        self, priority: PriorityClass, *, lease_ttl_s: float, batch: int, fleet_cap: int, max_steps: int = 0
+    ) -> Admission:
+        now = datetime.now(UTC)
+        result = self._run(
+            "admit", priority.value, int(now.timestamp() * 1000), int(lease_ttl_s * 1000), batch,
+            month_key(now), now.strftime("%Y%m%d%H%M"), fleet_cap, max_steps or batch * 4 + 16,
+        )
+        admitted = [Admitted(j, int(a), e) for j, a, e in _triples(result[0])]
+        rejected = [Rejected(j, r, e) for j, r, e in _triples(result[1])]
+        return Admission(admitted, rejected, int(result[2]))
+
+    def claim(self, job_id: str, attempt: int, lease_ttl_s: float) -> bool:
+        return bool(self._run("claim", job_id, attempt, int((time.time() + lease_ttl_s) * 1000)))
+
+    def renew(self, job_ids: list[str], lease_ttl_s: float) -> int:
+        if not job_ids:
+            return 0
+        return int(self._run("renew", int((time.time() + lease_ttl_s) * 1000), *job_ids))
+
+    def finish(self, job_id: str, attempt: int, cost_usd: float, tokens: int) -> bool:
+        return bool(self._run("finish", job_id, attempt, round(cost_usd * MICRO), tokens))
+
+    def reap(self, max_attempts: int, limit: int = 100) -> Reaped:
+        requeued, exhausted = self._run("reap", int(time.time() * 1000), max_attempts, limit)
+        return Reaped(int(requeued), list(exhausted))
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        self.r.blpop([f"{self.p}:wake"], timeout=timeout_s)
+
+    # --- the fleet's capacity --------------------------------------------------------------------------------
+
+    def register_worker(self, name: str, classes: list[PriorityClass], concurrency: int, ttl_s: float) -> None:
+        slots = json.dumps({"classes": [c.value for c in classes], "concurrency": concurrency})
+        pipe = self.r.pipeline()
+        pipe.hset(f"{self.p}:worker:slots", name, slots)
+        pipe.zadd(f"{self.p}:workers", {name: int((time.time() + ttl_s) * 1000)})
+        pipe.execute()
+
+    def deregister_worker(self, name: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.hdel(f"{self.p}:worker:slots", name)
+        pipe.zrem(f"{self.p}:workers", name)
+        pipe.execute()
+
+    # --- visibility ---------------------------------------------------------------------------------------------
+
+    def backlog(self, priority: PriorityClass) -> int:
+        """Jobs waiting for admission in one class: the one key an autoscaler reads."""
+        return int(self.r.get(f"{self.p}:backlog:{priority.value}") or 0)
+
+    def spend(self, tenant_id: str, month: str | None = None) -> Spend:
+        h = self.r.hgetall(f"{self.p}:spend:{tenant_id}:{month or month_key()}")
+        return Spend(
+            usd=int(h.get("usd", 0)) / MICRO, tokens=int(h.get("tokens", 0)),
+            reserved_usd=int(h.get("reserved_usd", 0)) / MICRO, reserved_tokens=int(h.get("reserved_tokens", 0)),
+            jobs=int(h.get("jobs", 0)),
+        )
+
+    def tenant_state(self, tenant_id: str) -> dict[str, Any]:
+        """Backlog per class, oldest waiting job's age, jobs in flight and this month's spend."""
+        pipe = self.r.pipeline()
+        for c in PriorityClass:
+            pipe.llen(f"{self.p}:q:{tenant_id}:{c.value}")
+            pipe.lindex(f"{self.p}:q:{tenant_id}:{c.value}", 0)
+        pipe.hget(f"{self.p}:tenant:{tenant_id}", "inflight")
+        replies = pipe.execute()
+        backlog = {c.value: int(replies[2 * i]) for i, c in enumerate(PriorityClass)}
+        oldest: datetime | None = None
+        for i in range(len(PriorityClass)):
+            head = replies[2 * i + 1]
+            if head:
+                try:
+                    at = JobEnvelope.model_validate_json(head).enqueued_at
+                except ValueError:
+                    continue
+                oldest = at if oldest is None or at < oldest else oldest
+        spend = self.spend(tenant_id)
+        return {
+            "tenant_id": tenant_id,
+            "backlog": backlog,
+            "oldest_age_s": round((datetime.now(UTC) - oldest).total_seconds(), 3) if oldest else None,
+            "in_flight": int(replies[-1] or 0),
+            "spend_usd": spend.usd,
+            "spend_tokens": spend.tokens,
+        }
+
+    def tenants(self) -> list[str]:
+        return sorted(self.r.smembers(f"{self.p}:tenants"))
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.r.lrange(f"{self.p}:dead", 0, limit - 1)]
+
+    def dead_letter(self, reason: str, tenant_id: str | None, message: str) -> None:
+        entry = {"tenant": tenant_id, "reason": reason, "message": message, "at": int(time.time() * 1000)}
+        self.r.rpush(f"{self.p}:dead", json.dumps(entry))
+
+
+_queues: dict[int, TenantQueues] = {}
+
+
+def get_queues() -> TenantQueues:
+    """The process's queue layer over REDIS_URL (one connection pool per process)."""
+    import os
+
+    from tenantq.settings import get_settings
+
+    pid = os.getpid()
+    if pid not in _queues:
+        _queues.clear()
+        settings = get_settings()
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        _queues[pid] = TenantQueues(client, settings.redis.key_prefix)
+    return _queues[pid]
+
+
+def reset_queues() -> None:
+    _queues.clear()

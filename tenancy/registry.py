@@ -1,0 +1,163 @@
+"""The tenant registry in the master database, and the agent configuration each job runs with.
+
+A tenant's plan is mirrored into Redis on every change, because admission reads it there on every job.
+Agent configs are resolved from the master template plus the tenant's overrides and cached per process
+(500 entries, 60 s), so a busy worker reads the master database about once a minute per tenant.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import TTLCache
+from pymongo.errors import DuplicateKeyError
+
+from schemas.agents import AgentConfig, AgentSettings, ModelConfig
+from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
+from tenancy.apikeys import issue_key
+from tenancy.mongo import master_db, validate_tenant_id
+from tenancy.queues import get_queues
+from tenantq.errors import ConfigurationError, TenantExists, UnknownTenant
+from tenantq.settings import get_settings
+
+
+def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
+    """Register a tenant and issue its first API key (returned once, stored hashed)."""
+    db = master_db()
+    if db.agent_templates.find_one({"_id": spec.template_id}, {"_id": 1}) is None:
+        raise ConfigurationError(f"Agent template {spec.template_id!r} does not exist.",
+                                 tenant_id=spec.tenant_id)
+    tenant = Tenant(**spec.model_dump(), created_at=datetime.now(UTC))
+    doc = tenant.model_dump(mode="json", exclude={"tenant_id"})
+    doc["created_at"] = tenant.created_at
+    try:
+        db.tenants.insert_one({"_id": tenant.tenant_id, **doc})
+    except DuplicateKeyError as exc:
+        raise TenantExists(f"Tenant {tenant.tenant_id!r} exists already.", tenant_id=tenant.tenant_id) from exc
+    _sync(tenant)
+    return tenant, issue_key(tenant.tenant_id)
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    doc = master_db().tenants.find_one({"_id": validate_tenant_id(tenant_id)})
+    if doc is None:
+        raise UnknownTenant(f"Tenant {tenant_id!r} does not exist.", tenant_id=tenant_id)
+    return _tenant_from(doc)
+
+
+def list_tenants() -> list[Tenant]:
+    return [_tenant_from(doc) for doc in master_db().tenants.find().sort("_id", 1)]
+
+
+def update_plan(tenant_id: str, plan: Plan) -> Tenant:
+    return _update(tenant_id, {"plan": plan.model_dump(mode="json")})
+
+
+def set_status(tenant_id: str, status: TenantStatus) -> Tenant:
+    return _update(tenant_id, {"status": status.value})
+
+
+def update_agent(tenant_id: str, overrides: AgentSettings) -> Tenant:
+    tenant = _update(tenant_id, {"agent": overrides.model_dump(mode="json", exclude_none=True)})
+    with _cache_lock:
+        _agent_cache.pop(tenant_id, None)
+    return tenant
+
+
+def ensure_queue(tenant_id: str) -> None:
+    """Mirror a tenant into Redis when Redis has lost it (a flushed or replaced Redis)."""
+    if not get_queues().has_tenant(tenant_id):
+        _sync(get_tenant(tenant_id))
+
+
+def _update(tenant_id: str, changes: dict[str, Any]) -> Tenant:
+    result = master_db().tenants.update_one({"_id": validate_tenant_id(tenant_id)}, {"$set": changes})
+    if result.matched_count == 0:
+        raise UnknownTenant(f"Tenant {tenant_id!r} does not exist.", tenant_id=tenant_id)
+    tenant = get_tenant(tenant_id)
+    _sync(tenant)
+    return tenant
+
+
+def _sync(tenant: Tenant) -> None:
+    get_queues().sync_tenant(
+        tenant.tenant_id, tenant.plan, tenant.status, get_settings().fleet.default_tenant_max_in_flight
+    )
+
+
+def _tenant_from(doc: dict[str, Any]) -> Tenant:
+    doc = dict(doc)
+    return Tenant(tenant_id=doc.pop("_id"), **doc)
+
+
+# --- agent configuration ---------------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_agent_cache: TTLCache[str, AgentConfig] | None = None
+
+
+def _cache() -> TTLCache[str, AgentConfig]:
+    global _agent_cache
+    if _agent_cache is None:
+        fleet = get_settings().fleet
+        _agent_cache = TTLCache(maxsize=fleet.agent_cache_size, ttl=fleet.agent_cache_ttl_s)
+    return _agent_cache
+
+
+def clear_agent_cache() -> None:
+    with _cache_lock:
+        _cache().clear()
+
+
+def agent_config(tenant_id: str) -> AgentConfig:
+    with _cache_lock:
+        cached = _cache().get(tenant_id)
+    if cached is not None:
+        return cached
+    config = resolve_agent(get_tenant(tenant_id))
+    with _cache_lock:
+        _cache()[tenant_id] = config
+    return config
+
+
+def resolve_agent(tenant: Tenant) -> AgentConfig:
+    """Master template, then the tenant's overrides; model names resolve through the model configs."""
+    db = master_db()
+    template = db.agent_templates.find_one({"_id": tenant.template_id})
+    if template is None:
+        raise ConfigurationError(f"Agent template {tenant.template_id!r} is missing from the master database.",
+                                 tenant_id=tenant.tenant_id)
+    template.pop("_id")
+    merged: dict[str, Any] = {k: v for k, v in template.items() if v is not None}
+    merged.update(tenant.agent.model_dump(exclude_none=True))
+    model_names = [merged.pop("model", None) or get_settings().default_model()]
+    model_names += merged.pop("fallbacks", None) or get_settings().llm.fallback_models
+    prompts: dict[str, str] = merged.pop("prompts", None) or {}
+    sources: dict[str, str] = {}
+    for kind, prompt_name in prompts.items():
+        doc = db.system_prompts.find_one({"_id": prompt_name})
+        if doc is None:
+            raise ConfigurationError(f"System prompt {prompt_name!r} is missing.", tenant_id=tenant.tenant_id)
+        sources[kind] = str(doc["template"])
+    merged.setdefault("max_tokens", get_settings().llm.max_tokens)
+    return AgentConfig(
+        tenant_id=tenant.tenant_id, tenant_name=tenant.name or tenant.tenant_id, currency=tenant.currency,
+        template_id=tenant.template_id, models=[_model(n) for n in model_names],
+        prompt_sources=sources, **merged,
+    )
+
+
+def _model(name: str) -> ModelConfig:
+    doc = master_db().model_configs.find_one({"_id": name})
+    if doc is None:
+        return ModelConfig(name=name, model=name)
+    doc.pop("_id")
+    return ModelConfig(name=name, **doc)
+
+
+def register_model(config: ModelConfig) -> None:
+    master_db().model_configs.replace_one(
+        {"_id": config.name}, config.model_dump(exclude={"name"}, exclude_none=True), upsert=True
+    )

@@ -1,0 +1,84 @@
+"""The Celery tasks. Their lease and logging hooks sit in one place: the `TenantJob` base class."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from celery import Task
+from pydantic import ValidationError
+
+from schemas.jobs import JobEnvelope
+from tasks.pipeline import Outcome, run
+from tenancy import jobs
+from tenancy.queues import get_queues
+from tenantq.errors import InvalidJob, TenantqError
+from tenantq.logs import get_logger
+from tenantq.settings import get_settings
+from workers import leases
+from workers.app import app
+
+
+class TenantJob(Task):  # type: ignore[misc]
+    """Every delivery: decode the envelope, claim its lease (a stale delivery is dropped), keep the lease
+    renewed while it runs, and give the slot back with the real spend when it ends, whatever happens."""
+
+    acks_late = True
+    typing = False
+
+    def __call__(self, envelope: Any, attempt: int = 1) -> dict[str, Any]:
+        try:
+            env = JobEnvelope.model_validate(envelope)
+        except ValidationError as exc:
+            return _malformed(envelope, attempt, exc)
+        queues = get_queues()
+        ttl = get_settings().fleet.lease_ttl_s
+        log = get_logger(tenant_id=env.tenant_id, job_id=env.job_id, kind=env.kind.value)
+        if not queues.claim(env.job_id, attempt, ttl):
+            log.info("job.stale_delivery", attempt=attempt)
+            return {"status": "stale"}
+        leases.hold(env.job_id)
+        structlog.contextvars.bind_contextvars(tenant_id=env.tenant_id, job_id=env.job_id, kind=env.kind.value)
+        outcome = Outcome(None)
+        try:
+            outcome = self.run(env, attempt)
+        except Exception as exc:  # the outermost worker boundary: record, log with context, keep serving
+            log.exception("job.crashed")
+            error = TenantqError(f"Internal error while running the job: {type(exc).__name__}. It was logged.")
+            jobs.fail(env.tenant_id, env.job_id, error)
+        finally:
+            leases.drop(env.job_id)
+            queues.finish(env.job_id, attempt, outcome.cost_usd, outcome.total_tokens)
+            structlog.contextvars.clear_contextvars()
+        return {"status": outcome.status.value if outcome.status else "skipped", "tokens": outcome.total_tokens}
+
+
+def _malformed(envelope: Any, attempt: int, exc: ValidationError) -> dict[str, Any]:
+    """A message that is not a job: fail its record when it names one, dead-letter it, keep serving."""
+    fields = envelope if isinstance(envelope, dict) else {}
+    job_id, tenant_id = fields.get("job_id"), fields.get("tenant_id")
+    reason = f"malformed job message: {exc.errors(include_url=False)}"
+    queues = get_queues()
+    queues.dead_letter(reason, tenant_id if isinstance(tenant_id, str) else None, repr(envelope)[:10_000])
+    if isinstance(job_id, str):
+        queues.finish(job_id, attempt, 0, 0)
+        if isinstance(tenant_id, str):
+            try:
+                jobs.fail(tenant_id, job_id, InvalidJob(reason))
+            except TenantqError:
+                pass
+    get_logger(job_id=job_id).warning("job.malformed", reason=reason[:500])
+    return {"status": "failed", "error": reason}
+
+
+@app.task(name="tenantq.run_job", base=TenantJob, bind=True)
+def run_job(self: TenantJob, envelope: JobEnvelope, attempt: int) -> Outcome:
+    return run(envelope, attempt)
+
+
+@app.task(name="tenantq.noop", base=TenantJob, bind=True)
+def noop(self: TenantJob, envelope: JobEnvelope, attempt: int) -> Outcome:
+    """No-op jobs for the dispatch and fairness benchmarks: optional sleep, no database."""
+    time.sleep(float(envelope.payload.get("sleep_ms", 0)) / 1000)
+    return Outcome(None)
