@@ -19,8 +19,7 @@ from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
 from tenancy.apikeys import authenticate
 from tenancy.queues import get_queues
-from tenancy.registry import list_tenants
-from schemas.jobs import PriorityClass
+from tenancy.visibility import queue_report
 from tenantq.errors import AuthenticationError, InvalidJob, TenantqError
 from tenantq.logs import get_logger
 from tenantq.settings import get_settings
@@ -99,17 +98,6 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     return app
-
-
-def queue_report() -> dict[str, Any]:
-    """Each tenant's backlog, oldest job age, in flight and spend; the per-class backlog totals."""
-    queues = get_queues()
-    known = {t.tenant_id for t in list_tenants()} | set(queues.tenants())
-    return {
-        "backlog": {c.value: queues.backlog(c) for c in PriorityClass},
-        "tenants": [queues.tenant_state(t) for t in sorted(known)],
-        "dead_letters": len(queues.dead_letters(1000)),
-    }
 
 
 app = create_app()

@@ -7,14 +7,14 @@ failure to queue marks the recorded job failed, so nothing is silently lost.
 
 from __future__ import annotations
 
-from schemas.jobs import DEFAULT_CLASS, EnqueueResponse, JobEnvelope, JobKind, JobRequest, JobStatus
 from schemas.ids import new_job_id
+from schemas.jobs import DEFAULT_CLASS, EnqueueResponse, JobEnvelope, JobKind, JobRequest, JobStatus
+from schemas.tenants import TenantStatus
 from tasks.estimate import estimate
 from tenancy import jobs
 from tenancy.queues import get_queues
 from tenancy.registry import ensure_queue, get_tenant
 from tenantq.errors import BudgetExceeded, EnqueueFailed, TenantSuspended, UnknownTenant
-from schemas.tenants import TenantStatus
 
 
 def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:

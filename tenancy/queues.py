@@ -228,6 +228,9 @@ class TenantQueues:
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.r.lrange(f"{self.p}:dead", 0, limit - 1)]
 
+    def dead_letter_count(self) -> int:
+        return int(self.r.llen(f"{self.p}:dead"))
+
     def dead_letter(self, reason: str, tenant_id: str | None, message: str) -> None:
         entry = {"tenant": tenant_id, "reason": reason, "message": message, "at": int(time.time() * 1000)}
         self.r.rpush(f"{self.p}:dead", json.dumps(entry))

@@ -36,7 +36,7 @@ def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
         db.tenants.insert_one({"_id": tenant.tenant_id, **doc})
     except DuplicateKeyError as exc:
         raise TenantExists(f"Tenant {tenant.tenant_id!r} exists already.", tenant_id=tenant.tenant_id) from exc
-    _sync(tenant)
+    sync_tenant(tenant)
     return tenant, issue_key(tenant.tenant_id)
 
 
@@ -69,7 +69,7 @@ def update_agent(tenant_id: str, overrides: AgentSettings) -> Tenant:
 def ensure_queue(tenant_id: str) -> None:
     """Mirror a tenant into Redis when Redis has lost it (a flushed or replaced Redis)."""
     if not get_queues().has_tenant(tenant_id):
-        _sync(get_tenant(tenant_id))
+        sync_tenant(get_tenant(tenant_id))
 
 
 def _update(tenant_id: str, changes: dict[str, Any]) -> Tenant:
@@ -77,11 +77,11 @@ def _update(tenant_id: str, changes: dict[str, Any]) -> Tenant:
     if result.matched_count == 0:
         raise UnknownTenant(f"Tenant {tenant_id!r} does not exist.", tenant_id=tenant_id)
     tenant = get_tenant(tenant_id)
-    _sync(tenant)
+    sync_tenant(tenant)
     return tenant
 
 
-def _sync(tenant: Tenant) -> None:
+def sync_tenant(tenant: Tenant) -> None:
     get_queues().sync_tenant(
         tenant.tenant_id, tenant.plan, tenant.status, get_settings().fleet.default_tenant_max_in_flight
     )

@@ -81,13 +81,14 @@ def _port_open(port: int) -> bool:
 
 
 def start_redis(data_dir: Path, port: int | None = None) -> Service:
-    """A private redis-server that keeps nothing on disk and dies with its parent's stop()."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """A private redis-server with an append-only file under data_dir, so queued jobs survive a restart."""
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log = data_dir / f"redis-{port}.log"
     cmd = [
-        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(data_dir), "--logfile", str(log), "--maxclients", "10000",
+        redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+        "--appendfsync", "everysec", "--dir", str(redis_dir), "--logfile", str(log), "--maxclients", "10000",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     service = Service("redis-server", f"redis://127.0.0.1:{port}/0", proc, log)
