@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
+from ingress.metrics import FleetCollector
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
@@ -91,6 +93,14 @@ def create_app() -> FastAPI:
     @app.get("/v1/queues", dependencies=[Depends(admin)])
     async def queues() -> dict[str, Any]:
         return await run_in_threadpool(queue_report)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body = await run_in_threadpool(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -186,6 +186,9 @@ class TenantQueues:
         """Jobs waiting for admission in one class: the one key an autoscaler reads."""
         return int(self.r.get(f"{self.p}:backlog:{priority.value}") or 0)
 
+    def in_flight(self, priority: PriorityClass) -> int:
+        return int(self.r.get(f"{self.p}:inflight:{priority.value}") or 0)
+
     def spend(self, tenant_id: str, month: str | None = None) -> Spend:
         h = self.r.hgetall(f"{self.p}:spend:{tenant_id}:{month or month_key()}")
         return Spend(
