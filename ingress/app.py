@@ -51,6 +51,12 @@ async def admin(credentials: Credentials) -> None:
 Tenant = Annotated[str, Depends(tenant_of)]
 
 
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Where and why a job is invalid. The input is left out: it may be bytes that are not JSON (a body
+    that does not parse), it may be large, and echoing it back would copy lead data into client logs."""
+    return [dict(e) for e in exc.errors(include_url=False, include_context=False, include_input=False)]
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="tenantq ingress", version="1", description=__doc__)
 
@@ -81,7 +87,7 @@ def create_app() -> FastAPI:
         except ValidationError as exc:
             return JSONResponse(  # type: ignore[return-value]
                 {"error": {"code": "invalid_job", "message": "The job is invalid; nothing was enqueued.",
-                           "fields": exc.errors(include_url=False, include_context=False)}},
+                           "fields": field_errors(exc)}},
                 status_code=422,
             )
         return await run_in_threadpool(submit, tenant_id, job)

@@ -75,7 +75,8 @@ class Client:
             request = _job_request.validate_python(body)
         except ValidationError as exc:
             raise errors.InvalidJob("The job is invalid; nothing was enqueued.",
-                                    fields=exc.errors(include_url=False, include_context=False)) from exc
+                                    fields=exc.errors(include_url=False, include_context=False,
+                                                      include_input=False)) from exc
         assert self.tenant_id is not None
         return submit(self.tenant_id, request).job_id
 
