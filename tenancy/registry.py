@@ -159,6 +159,7 @@ def _model(name: str) -> ModelConfig:
 
 
 def register_model(config: ModelConfig) -> None:
-    master_db().model_configs.replace_one(
-        {"_id": config.name}, config.model_dump(exclude={"name"}, exclude_none=True), upsert=True
-    )
+    # The replacement names its _id: an upsert that takes it from the filter alone is not portable
+    # (nx-27017 inserts such a document under a fresh ObjectId, so the route was never found by name).
+    doc = {"_id": config.name, **config.model_dump(exclude={"name"}, exclude_none=True)}
+    master_db().model_configs.replace_one({"_id": config.name}, doc, upsert=True)
