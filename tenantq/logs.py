@@ -16,7 +16,11 @@ from typing import Any
 import structlog
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|password|secret|token|credential)", re.I)
+# "token" but not "tokens": total_tokens and prompt_tokens are counts, not secrets.
+_SECRET_KEY = re.compile(r"(api[_-]?key|authorization|password|secret|token(?!s)|credential)", re.I)
+# Keys that reach a message by accident (an exception text, a URL): tenantq keys, provider-style keys and
+# bearer credentials are masked wherever they appear.
+_SECRET_VALUE = re.compile(r"\btq_[A-Za-z0-9_\-]{20,}|\bsk[-_][A-Za-z0-9_\-]{8,}|(?<=Bearer )[^\s\"']+", re.I)
 
 
 def mask_email(match: re.Match[str]) -> str:
@@ -26,7 +30,7 @@ def mask_email(match: re.Match[str]) -> str:
 
 def redact(value: Any) -> Any:
     if isinstance(value, str):
-        return _EMAIL.sub(mask_email, value)
+        return _SECRET_VALUE.sub("<redacted>", _EMAIL.sub(mask_email, value))
     if isinstance(value, Mapping):
         return {k: "<redacted>" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -46,7 +50,17 @@ class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # The handler would format the traceback after this filter; format it here, redacted.
+            record.exc_text = redact(_formatter.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_formatter = logging.Formatter()
 
 
 def configure(level: str = "INFO", json: bool = False) -> None:
@@ -56,17 +70,17 @@ def configure(level: str = "INFO", json: bool = False) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redaction_processor,
+            # Tracebacks become text before redaction, so an exception's message is redacted too.
             structlog.processors.format_exc_info,
+            redaction_processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    root = logging.getLogger()
-    if not any(isinstance(f, _RedactingFilter) for h in root.handlers for f in h.filters):
-        for handler in root.handlers:
+    for handler in logging.getLogger().handlers:  # each handler once, however often configure() runs
+        if not any(isinstance(f, _RedactingFilter) for f in handler.filters):
             handler.addFilter(_RedactingFilter())
     for noisy in ("LiteLLM", "litellm", "httpx", "httpcore", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
