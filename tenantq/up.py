@@ -58,13 +58,17 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
 
 
 def _prepare_master_data(fleet: LocalFleet) -> None:
-    """Mirror every tenant's plan into Redis (an empty Redis knows none) and register the bundled ERP server."""
-    from mcp_clients.registry import register_bundled_erp
+    """Mirror every tenant's plan into Redis (a new Redis knows none) and register the bundled ERP server,
+    which the erp-analyst template names, unless an operator registered their own "erp" server."""
+    from mcp_clients.registry import COLLECTION, bundled_erp_server, register_server
+    from tenancy.mongo import master_db
     from tenancy.registry import list_tenants, sync_tenant
 
     for tenant in list_tenants():
         sync_tenant(tenant)
-    register_bundled_erp()
+    bundled = bundled_erp_server()
+    if master_db()[COLLECTION].find_one({"_id": bundled.name}) is None:
+        register_server(master_db(), bundled)
 
 
 def _wait_http(url: str, fleet: LocalFleet, timeout: float = 60) -> None:
@@ -135,5 +139,6 @@ def _summary(kind: str, result: dict[str, Any] | None, error: dict[str, Any] | N
         return f"  reply: {result['reply']}\n  quick replies: {' / '.join(result['quick_replies'])}"
     narrative = result.get("narrative", {})
     totals = result.get("totals", {})
-    return str(f"  findings: {totals.get('findings')}  at stake: {totals.get('amount_at_stake')} "
-            f"{result.get('currency', '')}\n  summary: {narrative.get('summary', '')}")
+    return str(f"  findings: {totals.get('findings')}  at stake: {totals.get('amount', 0):,.2f} "
+               f"{totals.get('currency', '')}  in {result['timings']['total_ms'] / 1000:.1f} s\n"
+               f"  summary: {narrative.get('summary', '')}")

@@ -86,3 +86,13 @@ def run_erp_bench(records: int = 100_000, seed: int = 1) -> None:
 
 if __name__ == "__main__":
     run_erp_bench()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tenantq bench erp", description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000, help="Records in the synthetic ERP data set.")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    run_erp_bench(args.records, args.seed)
