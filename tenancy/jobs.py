@@ -22,6 +22,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: object) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime. Servers differ: nx-27017 returns a date written by
+    `$set` as a naive ISO string, which would otherwise reach clients as a time without a zone."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a timestamp: {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def create(envelope: JobEnvelope, idempotency_key: str | None) -> str | None:
     """Record a queued job; returns None, or the id of the earlier job with the same idempotency key."""
     doc: dict[str, Any] = {
@@ -100,6 +112,7 @@ def view(tenant_id: str, job_id: str) -> JobView:
         result = found["result"] if found else None
     return JobView(
         job_id=job_id, tenant_id=tenant_id, kind=doc["kind"], status=doc["status"], priority=doc["priority"],
-        result=result, usage=doc.get("usage"), error=doc.get("error"), enqueued_at=doc["enqueued_at"],
-        started_at=doc.get("started_at"), finished_at=doc.get("finished_at"), attempts=doc.get("attempts", 0),
+        result=result, usage=doc.get("usage"), error=doc.get("error"), enqueued_at=as_utc(doc["enqueued_at"]),
+        started_at=as_utc(doc.get("started_at")), finished_at=as_utc(doc.get("finished_at")),
+        attempts=doc.get("attempts", 0),
     )

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -80,6 +81,9 @@ def test_the_client_enqueues_gets_and_waits_for_a_job(client: Client, worker: An
     assert job.tenant_id == tenant[0]
     assert job.result is not None and job.result["subject"] == "Re: Financing"
     assert job.usage is not None and job.usage.total_tokens > 0
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.enqueued_at <= job.started_at <= job.finished_at, "times are comparable, all in UTC"
+    assert job.finished_at.utcoffset() == timedelta(0)
     assert client.get(job_id) == job
 
 
