@@ -26,6 +26,11 @@ class JobContext:
     agent: AgentConfig
     log: Any
     usage: list[Usage] = field(default_factory=list)
+    trail: jobs.Trail | None = None
+
+    def __post_init__(self) -> None:
+        if self.trail is None:
+            self.trail = jobs.Trail(self.envelope.tenant_id, self.envelope.job_id)
 
     @property
     def currency(self) -> str:
@@ -65,4 +70,6 @@ class JobContext:
         return result
 
     def audit(self, event: str, **data: Any) -> None:
-        jobs.audit(self.envelope.tenant_id, self.envelope.job_id, event, **data)
+        """Record a step in the job's audit trail; the pipeline writes the trail when the run ends."""
+        assert self.trail is not None
+        self.trail.add(event, **data)

@@ -7,6 +7,7 @@ and no other; the worker goes on serving.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,24 +41,34 @@ def run(envelope: JobEnvelope, attempt: int) -> Outcome:
     if not jobs.start(envelope.tenant_id, envelope.job_id, attempt):
         log.info("job.skipped", reason="already finished")
         return Outcome(None)
+    trail = jobs.Trail(envelope.tenant_id, envelope.job_id)
+    trail.add("started", attempt=attempt)
+    try:
+        return _run(envelope, attempt, trail, log)
+    finally:
+        trail.flush()  # a run cut short by a crash still leaves what it did in the audit trail
+
+
+def _run(envelope: JobEnvelope, attempt: int, trail: jobs.Trail, log: Any) -> Outcome:
     ctx: JobContext | None = None
     try:
         kind = kind_of(envelope.kind)
         payload = kind.payload.model_validate(envelope.payload)
-        ctx = JobContext(envelope, agent_config(envelope.tenant_id), log)
+        ctx = JobContext(envelope, agent_config(envelope.tenant_id), log, trail=trail)
         result = kind.handle(ctx, payload)
     except ValidationError as exc:
-        return _failed(envelope, InvalidJob(f"Payload is invalid: {exc.errors(include_url=False)}"), ctx, log)
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
+        return _failed(envelope, InvalidJob(f"Payload is invalid ({where}); fix it and submit again."), ctx, trail)
     except TenantqError as exc:
-        return _failed(envelope, exc, ctx, log)
-    jobs.succeed(envelope.tenant_id, envelope.job_id, envelope.kind.value, result, ctx.usage)
+        return _failed(envelope, exc, ctx, trail)
+    jobs.succeed(envelope.tenant_id, envelope.job_id, envelope.kind.value, result, ctx.usage, trail)
     log.info("job.succeeded", tokens=sum(u.total_tokens for u in ctx.usage), attempt=attempt)
     return Outcome(JobStatus.succeeded, ctx.usage)
 
 
-def _failed(envelope: JobEnvelope, error: TenantqError, ctx: JobContext | None, log: object) -> Outcome:
+def _failed(envelope: JobEnvelope, error: TenantqError, ctx: JobContext | None, trail: jobs.Trail) -> Outcome:
     usage = ctx.usage if ctx else []
-    jobs.fail(envelope.tenant_id, envelope.job_id, error, usage)
+    jobs.fail(envelope.tenant_id, envelope.job_id, error, usage, trail)
     get_logger(tenant_id=envelope.tenant_id, job_id=envelope.job_id).warning(
         "job.failed", code=error.code, error=error.message
     )

@@ -6,10 +6,10 @@ idempotency key (a unique index) decides duplicates even between concurrent prod
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from schemas.jobs import JobEnvelope, JobStatus, JobView
@@ -56,18 +56,35 @@ def create(envelope: JobEnvelope, idempotency_key: str | None) -> str | None:
 
 
 def start(tenant_id: str, job_id: str, attempt: int) -> bool:
-    """Mark a job running; False when it already ended (a duplicate delivery must not run it again)."""
-    doc = tenant_db(tenant_id).executions.find_one_and_update(
+    """Mark a job running; False when it already ended (a duplicate delivery must not run it again).
+    The "started" event goes into the run's `Trail`."""
+    result = tenant_db(tenant_id).executions.update_one(
         {"_id": job_id, "status": {"$in": [JobStatus.queued.value, JobStatus.running.value]}},
         {"$set": {"status": JobStatus.running.value, "started_at": now(), "attempts": attempt}},
-        projection={"_id": 1}, return_document=ReturnDocument.AFTER,
     )
-    if doc is not None:
-        audit(tenant_id, job_id, "started", attempt=attempt)
-    return doc is not None
+    return result.matched_count == 1
 
 
-def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usage: list[Usage]) -> None:
+@dataclass
+class Trail:
+    """The audit events of one run, each stamped when it happened, written in one round trip when the run
+    ends (with its final event) or stops: a job costs one audit write, not one per step."""
+
+    tenant_id: str
+    job_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, event: str, **data: Any) -> None:
+        self.events.append(_event(self.job_id, event, **data))
+
+    def flush(self, *final: dict[str, Any]) -> None:
+        events, self.events = [*self.events, *final], []
+        if events:
+            tenant_db(self.tenant_id).audit_log.insert_many(events)
+
+
+def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usage: list[Usage],
+            trail: Trail | None = None) -> None:
     db = tenant_db(tenant_id)
     finished = now()
     total = sum(usage, Usage(attempts=0)) if usage else Usage(attempts=0)
@@ -80,24 +97,32 @@ def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usag
     db.executions.update_one({"_id": job_id}, {"$set": {
         "status": JobStatus.succeeded.value, "finished_at": finished, "usage": total.model_dump(),
     }})
-    audit(tenant_id, job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd)
+    (trail or Trail(tenant_id, job_id)).flush(
+        _event(job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd))
 
 
-def fail(tenant_id: str, job_id: str, error: TenantqError, usage: list[Usage] | None = None) -> None:
+def fail(tenant_id: str, job_id: str, error: TenantqError, usage: list[Usage] | None = None,
+         trail: Trail | None = None) -> None:
     db = tenant_db(tenant_id)
-    changes: dict[str, Any] = {"status": JobStatus.failed.value, "finished_at": now(), "error": error.to_dict()}
+    finished = now()
+    changes: dict[str, Any] = {"status": JobStatus.failed.value, "finished_at": finished, "error": error.to_dict()}
     if usage:
         total = sum(usage, Usage(attempts=0))
         changes["usage"] = total.model_dump()
         db.token_usage.insert_many([
-            {"job_id": job_id, "created_at": now(), **u.model_dump()} for u in usage
+            {"job_id": job_id, "created_at": finished, **u.model_dump()} for u in usage
         ])
     db.executions.update_one({"_id": job_id}, {"$set": changes})
-    audit(tenant_id, job_id, "failed", code=error.code)
+    (trail or Trail(tenant_id, job_id)).flush(_event(job_id, "failed", code=error.code))
 
 
 def audit(tenant_id: str, job_id: str, event: str, **data: Any) -> None:
-    tenant_db(tenant_id).audit_log.insert_one({"job_id": job_id, "event": event, "at": now(), "data": data})
+    """Write one audit event now (outside a run; inside one, events go into its `Trail`)."""
+    tenant_db(tenant_id).audit_log.insert_one(_event(job_id, event, **data))
+
+
+def _event(job_id: str, event: str, **data: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "event": event, "at": now(), "data": data}
 
 
 def view(tenant_id: str, job_id: str) -> JobView:

@@ -104,16 +104,24 @@ def module_missing(name: str) -> bool:
 def test_an_erp_analysis_report_is_written_into_its_tenants_database(
     api: Any, worker: Any, make_tenant: Any, loop_routes: tuple[str, str]
 ) -> None:
+    from mcp_clients.registry import bundled_erp_server, register_server
+    from tenancy.mongo import master_db, tenant_db
+
+    register_server(master_db(), bundled_erp_server("erp-e2e", records=2_000, seed=5))
     primary, fallback = loop_routes
-    tenant_id, key = make_tenant("erp", template_id="erp-analyst",
-                                 agent=AgentSettings(model=primary, fallbacks=[fallback]))
-    job = finished(api, key, submit(api, key, "erp_analysis", ERP), timeout=90)
-    assert job["status"] == "succeeded", job
+    tenant_id, key = make_tenant("erp", template_id="erp-analyst", agent=AgentSettings(
+        model=primary, fallbacks=[fallback], mcp_servers=["erp-e2e"]))
+    job_id = submit(api, key, "erp_analysis", ERP)
+    job = finished(api, key, job_id, timeout=90)
+    assert job["status"] == "succeeded", job["error"]
     assert job["tenant_id"] == tenant_id
     report = job["result"]
     assert report["mode"] == "quick"
     assert [c["category"] for c in report["categories"]] == ["invoice_matching"]
+    assert report["categories"][0]["findings"], "the bundled ERP plants invoice mismatches"
     assert report["narrative"]["summary"]
+    assert tenant_db(tenant_id).results.count_documents({"job_id": job_id}) == 1
+    assert audit(tenant_id, job_id, "model_call")
 
 
 def test_a_job_answered_after_a_429_and_a_500_succeeds_and_counts_three_attempts(
@@ -124,7 +132,7 @@ def test_a_job_answered_after_a_429_and_a_500_succeeds_and_counts_three_attempts
     tenant_id, key = make_tenant("retry", agent=AgentSettings(model=route(loopback, model, model)))
     job_id = submit(api, key, "email_reply", EMAIL)
     job = finished(api, key, job_id)
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", job["error"]
     assert job["usage"]["attempts"] == 3
     assert job["attempts"] == 1, "retries happen inside the model call, not as a second delivery"
     [call] = audit(tenant_id, job_id, "model_call")
@@ -141,7 +149,7 @@ def test_the_fallback_model_answers_when_the_primary_always_fails(
     tenant_id, key = make_tenant("fallback", agent=agent)
     job_id = submit(api, key, "chat_draft", CHAT)
     job = finished(api, key, job_id)
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", job["error"]
     assert job["result"]["model"] == f"openai/{fallback}"
     assert job["usage"]["model"] == f"openai/{fallback}"
     [call] = audit(tenant_id, job_id, "model_call")
