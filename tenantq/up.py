@@ -8,6 +8,8 @@ tenants on first start; runs the demo batch and prints its results and token usa
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import signal
 import sys
 import time
@@ -28,6 +30,8 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
     configure("WARNING")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     env = {"TENANTQ_WORKER_CONCURRENCY": str(concurrency)} if concurrency else {}
+    admin_token = os.environ.get("TENANTQ_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    env["TENANTQ_ADMIN_TOKEN"] = admin_token
     with LocalFleet(data_dir, env) as fleet:
         click.echo(f"redis    {fleet.env['REDIS_URL']}\nmongodb  {fleet.env['MONGODB_URL']}")
         _prepare_master_data(fleet)
@@ -50,7 +54,8 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
         if demo:
             run_demo(ingress_url)
         click.echo(f"\ningress  {ingress_url}  (API docs {ingress_url}/docs)\nflower   {flower_url}\n"
-                   f"logs     {fleet.log_dir}")
+                   f"logs     {fleet.log_dir}\nqueues   curl -H 'Authorization: Bearer {admin_token}' "
+                   f"{ingress_url}/v1/queues   (or: tenantq queues)")
         if exit_after_demo:
             return
         click.echo("serving; Ctrl-C stops the fleet")
