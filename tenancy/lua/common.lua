@@ -6,6 +6,12 @@ local CLASSES = {'interactive', 'standard', 'batch'}
 local function tenant_key(P, t) return P .. ':tenant:' .. t end
 local function queue_key(P, t, c) return P .. ':q:' .. t .. ':' .. c end
 
+-- HINCRBY by a computed amount: Lua would send -0 (or 1e+15) as text that Redis refuses as an integer,
+-- which used to abort finish.lua halfway for every job without a reservation.
+local function hincr(key, field, n)
+  if n ~= 0 then redis.call('HINCRBY', key, field, string.format('%d', n)) end
+end
+
 local function num(v, default)
   local n = tonumber(v)
   if n == nil then return default end
@@ -49,8 +55,8 @@ local function release_lease(P, job_id)
   redis.call('DECR', P .. ':inflight:' .. m.c)
   redis.call('DECR', P .. ':inflight')
   local sk = P .. ':spend:' .. m.t .. ':' .. m.month
-  redis.call('HINCRBY', sk, 'reserved_usd', -m.eu)
-  redis.call('HINCRBY', sk, 'reserved_tokens', -m.et)
+  hincr(sk, 'reserved_usd', -m.eu)
+  hincr(sk, 'reserved_tokens', -m.et)
   m.env = env
   return m
 end

@@ -7,8 +7,8 @@ local meta = redis.call('HGET', P .. ':lease', job_id)
 if not meta or cjson.decode(meta).a ~= attempt then return 0 end
 local m = release_lease(P, job_id)
 local sk = P .. ':spend:' .. m.t .. ':' .. m.month
-redis.call('HINCRBY', sk, 'usd', usd)
-redis.call('HINCRBY', sk, 'tokens', tokens)
+hincr(sk, 'usd', usd)
+hincr(sk, 'tokens', tokens)
 redis.call('HINCRBY', sk, 'jobs', 1)
 redis.call('HDEL', P .. ':attempt', job_id)
 ring_tenant(P, m.t)
