@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -37,6 +38,16 @@ def _script_source(name: str) -> str:
 
 def month_key(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).strftime("%Y%m")
+
+
+@dataclass(frozen=True)
+class CeleryRoute:
+    """Where admission publishes: the shared Celery queue of a class is `queue_prefix + class`, and a job of
+    kind k runs as task `task_of_kind.get(k, default_task)`. The workers layer names them, not this one."""
+
+    queue_prefix: str
+    task_of_kind: dict[str, str]
+    default_task: str
 
 
 @dataclass(frozen=True)
@@ -136,12 +147,20 @@ class TenantQueues:
     # --- admission (the workers' dispatchers) --------------------------------------------------------------
 
     def admit(
-        self, priority: PriorityClass, *, lease_ttl_s: float, batch: int, fleet_cap: int, max_steps: int = 0
+        self, priority: PriorityClass | Sequence[PriorityClass], *, lease_ttl_s: float, batch: int, fleet_cap: int,
+        max_steps: int = 0, route: CeleryRoute | None = None,
     ) -> Admission:
+        """Admit up to `batch` next jobs fairly: of one class, or of several served in the order given, in one
+        round trip. With a `route`, each admitted job is published to its class's Celery queue in the same
+        atomic step; without one, publishing is the caller's."""
+        classes = [priority] if isinstance(priority, PriorityClass) else list(priority)
         now = datetime.now(UTC)
+        celery = ["", "{}", ""]
+        if route is not None:
+            celery = [route.queue_prefix, json.dumps(route.task_of_kind), route.default_task]
         result = self._run(
-            "admit", priority.value, int(now.timestamp() * 1000), int(lease_ttl_s * 1000), batch,
-            month_key(now), now.strftime("%Y%m%d%H%M"), fleet_cap, max_steps or batch * 4 + 16,
+            "admit", ",".join(c.value for c in classes), int(now.timestamp() * 1000), int(lease_ttl_s * 1000),
+            batch, month_key(now), now.strftime("%Y%m%d%H%M"), fleet_cap, max_steps or batch * 4 + 16, *celery,
         )
         admitted = [Admitted(j, int(a), e) for j, a, e in _triples(result[0])]
         rejected = [Rejected(j, r, e) for j, r, e in _triples(result[1])]

@@ -1,15 +1,18 @@
 """The admission dispatcher: a thread in every worker process that turns tenant queues into Celery messages.
 
-Each round it announces the worker's capacity, renews the leases of the jobs it runs, reaps expired
-leases, and admits jobs class by class for as long as the fleet has free slots. It wakes as soon as a job
-is enqueued or finished (a token in a Redis list) and at least every `dispatch_interval_s`. Every worker
-runs one; the Lua scripts make their decisions atomic, so any number of dispatchers share the work.
+Each round it admits jobs class by class for as long as the fleet has free slots; the admission script
+itself writes each admitted job into its class's Celery queue, so admitting costs one round trip per batch
+and no Python publishing. At most every `dispatch_interval_s` it also announces the worker's capacity, renews
+the leases of the jobs it runs and reaps expired leases. It wakes as soon as a job is enqueued or finished (a
+token in a Redis list) and at least every `dispatch_interval_s`. Every worker runs one; the Lua scripts make
+their decisions atomic, so any number of dispatchers share the work.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import threading
+import time
 from typing import Any
 
 import redis
@@ -18,13 +21,20 @@ from pydantic import ValidationError
 
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from tenancy import jobs
-from tenancy.queues import Admitted, TenantQueues, get_queues
+from tenancy.queues import CeleryRoute, TenantQueues, get_queues
 from tenantq.errors import BudgetExceeded, TenantqError
 from tenantq.logs import get_logger
 from tenantq.settings import get_settings
 from workers import leases
 
 TASK_OF_KIND = {kind: "tenantq.noop" if kind is JobKind.noop else "tenantq.run_job" for kind in JobKind}
+
+
+def celery_route() -> CeleryRoute:
+    """Unknown kinds go to run_job, whose envelope validation dead-letters them with the reason."""
+    from workers.app import QUEUE_PREFIX  # workers.app imports this module: resolve it at run time
+
+    return CeleryRoute(QUEUE_PREFIX, {k.value: task for k, task in TASK_OF_KIND.items()}, "tenantq.run_job")
 
 
 class Dispatcher:
@@ -34,6 +44,8 @@ class Dispatcher:
         self.log = get_logger(worker=name)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="tenantq-dispatcher", daemon=True)
+        self._housekeeping_due = 0.0
+        self.route = celery_route()
 
     def start(self) -> None:
         self._thread.start()
@@ -41,10 +53,8 @@ class Dispatcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.fleet.dispatch_interval_s * 4)
-        try:
+        with contextlib.suppress(redis.RedisError):
             get_queues().deregister_worker(self.name)
-        except redis.RedisError:
-            pass
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -56,40 +66,29 @@ class Dispatcher:
                 self._stop.wait(self.fleet.dispatch_interval_s)
 
     def round(self, queues: TenantQueues) -> int:
+        """One admission round; returns how many jobs it admitted (and so published)."""
+        fleet = self.fleet
+        if time.monotonic() >= self._housekeeping_due:
+            self._housekeeping_due = time.monotonic() + fleet.dispatch_interval_s
+            self.housekeeping(queues)
+        admitted = 0
+        while True:  # one round trip admits for every class, interactive first
+            admission = queues.admit(list(PriorityClass), lease_ttl_s=fleet.lease_ttl_s, batch=fleet.admit_batch,
+                                     fleet_cap=fleet.fleet_max_in_flight, route=self.route)
+            for rejected in admission.rejected:
+                self._reject(rejected.envelope, rejected.reason)
+            admitted += len(admission.admitted)
+            if len(admission.admitted) < fleet.admit_batch and not admission.rejected:
+                return admitted
+
+    def housekeeping(self, queues: TenantQueues) -> None:
+        """Heartbeat (this worker's capacity), lease renewal of its running jobs, and the reaper."""
         fleet = self.fleet
         queues.register_worker(self.name, self.classes, self.concurrency, max(5.0, fleet.dispatch_interval_s * 6))
         queues.renew(leases.held(), fleet.lease_ttl_s)
         reaped = queues.reap(fleet.max_attempts)
         for raw in reaped.exhausted:
             self._fail_exhausted(raw)
-        published = 0
-        for priority in PriorityClass:
-            while True:
-                admission = queues.admit(priority, lease_ttl_s=fleet.lease_ttl_s, batch=fleet.admit_batch,
-                                         fleet_cap=fleet.fleet_max_in_flight)
-                for rejected in admission.rejected:
-                    self._reject(rejected.envelope, rejected.reason)
-                published += self._publish(queues, priority, admission.admitted)
-                if len(admission.admitted) < fleet.admit_batch:
-                    break
-        return published
-
-    def _publish(self, queues: TenantQueues, priority: PriorityClass, admitted: list[Admitted]) -> int:
-        if not admitted:
-            return 0
-        queue = "tenantq." + priority.value
-        with self.app.producer_or_acquire() as producer:
-            for job in admitted:
-                try:
-                    envelope: dict[str, Any] = json.loads(job.envelope)
-                    kind = JobKind(envelope["kind"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    queues.dead_letter(f"undecodable envelope: {exc}", None, job.envelope)
-                    queues.finish(job.job_id, job.attempt, 0, 0)
-                    continue
-                self.app.send_task(TASK_OF_KIND[kind], args=[envelope, job.attempt], queue=queue,
-                                   task_id=job.job_id, producer=producer)
-        return len(admitted)
 
     def _reject(self, raw: str, reason: str) -> None:
         try:
@@ -98,8 +97,9 @@ class Dispatcher:
             get_queues().dead_letter(f"rejected ({reason}) and undecodable", None, raw)
             return
         error = BudgetExceeded(
-            "The tenant's monthly budget is spent; the job was not run. Raise the plan's budget or wait for "
-            "the next month.", tenant_id=env.tenant_id, job_id=env.job_id)
+            f"The job needs an estimated ${env.estimate_usd:.6f} ({env.estimate_tokens} tokens), more than is "
+            "left of the tenant's monthly budget; it was not run. Raise the plan's budget or wait for the "
+            "next month.", tenant_id=env.tenant_id, job_id=env.job_id)
         jobs.fail(env.tenant_id, env.job_id, error)
         self.log.warning("job.rejected", tenant_id=env.tenant_id, job_id=env.job_id, reason=reason)
 
@@ -113,7 +113,7 @@ class Dispatcher:
             get_queues().dead_letter(f"out of attempts: {exc}", None, raw)
 
 
-class DispatcherStep(bootsteps.StartStopStep):  # type: ignore[misc]
+class DispatcherStep(bootsteps.StartStopStep):
     """Starts the dispatcher with the worker (after its pool) and stops it, deregistering, on shutdown."""
 
     requires = {"celery.worker.components:Pool"}
