@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from typing import Any
 
@@ -20,7 +22,7 @@ from workers import leases
 from workers.app import app
 
 
-class TenantJob(Task):  # type: ignore[misc]
+class TenantJob(Task):
     """Every delivery: decode the envelope, claim its lease (a stale delivery is dropped), keep the lease
     renewed while it runs, and give the slot back with the real spend when it ends, whatever happens."""
 
@@ -64,10 +66,8 @@ def _malformed(envelope: Any, attempt: int, exc: ValidationError) -> dict[str, A
     if isinstance(job_id, str):
         queues.finish(job_id, attempt, 0, 0)
         if isinstance(tenant_id, str):
-            try:
+            with contextlib.suppress(TenantqError):
                 jobs.fail(tenant_id, job_id, InvalidJob(reason))
-            except TenantqError:
-                pass
     get_logger(job_id=job_id).warning("job.malformed", reason=reason[:500])
     return {"status": "failed", "error": reason}
 
@@ -79,6 +79,15 @@ def run_job(self: TenantJob, envelope: JobEnvelope, attempt: int) -> Outcome:
 
 @app.task(name="tenantq.noop", base=TenantJob, bind=True)
 def noop(self: TenantJob, envelope: JobEnvelope, attempt: int) -> Outcome:
-    """No-op jobs for the dispatch and fairness benchmarks: optional sleep, no database."""
+    """No-op jobs for the benchmarks and the queue tests: optional sleep, no database. With `record_to`
+    (a Redis list), each run appends its timings there, because a no-op job has no record to poll."""
+    started = time.time()
     time.sleep(float(envelope.payload.get("sleep_ms", 0)) / 1000)
+    record_to = envelope.payload.get("record_to")
+    if isinstance(record_to, str):
+        get_queues().r.rpush(record_to, json.dumps({
+            "job_id": envelope.job_id, "tenant_id": envelope.tenant_id, "attempt": attempt,
+            "enqueued_at": envelope.enqueued_at.timestamp(), "started_at": started, "finished_at": time.time(),
+            "worker": self.request.hostname,
+        }))
     return Outcome(None)
