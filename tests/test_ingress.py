@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -119,8 +120,6 @@ def test_a_body_over_256_kib_is_refused_with_413_and_nothing_is_enqueued(
     tenant_id, key = make_tenant("ing")
     before = queued_state(tenant_id)
     body = {"kind": "email_reply", "payload": {**EMAIL, "body": "x" * (256 * 1024)}}
-    import json
-
     raw = json.dumps(body).encode()
     content: Any = raw if declared else iter([raw[: len(raw) // 2], raw[len(raw) // 2:]])
     answer = api.post("/v1/jobs", content=content, headers={**bearer(key), "content-type": "application/json"})
