@@ -16,7 +16,6 @@ import pytest
 
 from tenantq.localfleet import LocalFleet, Process
 
-
 TEST_ENV = {
     "LITELLM_BACKOFF_INITIAL_S": "0.01",
     "LITELLM_BACKOFF_MAX_S": "0.05",
