@@ -6,50 +6,32 @@ becomes a JSON body `{"error": {"code", "message", ...}}` with the status its cl
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
+from ingress.admin import router as admin_router
+from ingress.auth import Tenant
 from ingress.metrics import FleetCollector
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
-from tenancy.apikeys import authenticate
 from tenancy.queues import get_queues
-from tenancy.visibility import queue_report
-from tenantq.errors import AuthenticationError, InvalidJob, TenantqError
+from tenantq.errors import InvalidJob, TenantqError
 from tenantq.logs import get_logger
 from tenantq.settings import get_settings
 
 _job_request: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
-_bearer = HTTPBearer(auto_error=False)
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 class PayloadTooLarge(InvalidJob):
     code = "payload_too_large"
     http_status = 413
-
-
-async def tenant_of(credentials: Credentials) -> str:
-    if credentials is None:
-        raise AuthenticationError("Missing API key: send 'Authorization: Bearer tq_...'.")
-    return await run_in_threadpool(authenticate, credentials.credentials)
-
-
-async def admin(credentials: Credentials) -> None:
-    token = get_settings().fleet.admin_token
-    if token is None or credentials is None or credentials.credentials != token:
-        raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <TENANTQ_ADMIN_TOKEN>'.")
-
-
-Tenant = Annotated[str, Depends(tenant_of)]
-
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Where and why a job is invalid. The input is left out: it may be bytes that are not JSON (a body
@@ -64,6 +46,13 @@ def create_app() -> FastAPI:
     async def _tenantq_error(_: Request, exc: TenantqError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        body = {"error": {"code": "invalid_request", "message": "The request is invalid; nothing was changed.",
+                          "fields": fields}}
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -96,10 +85,6 @@ def create_app() -> FastAPI:
     async def get_job(job_id: str, tenant_id: Tenant) -> JobView:
         return await run_in_threadpool(jobs.view, tenant_id, job_id)
 
-    @app.get("/v1/queues", dependencies=[Depends(admin)])
-    async def queues() -> dict[str, Any]:
-        return await run_in_threadpool(queue_report)
-
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector())
 
@@ -113,6 +98,7 @@ def create_app() -> FastAPI:
         await run_in_threadpool(get_queues().r.ping)
         return {"status": "ok"}
 
+    app.include_router(admin_router)
     return app
 
 
