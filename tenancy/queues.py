@@ -217,32 +217,27 @@ class TenantQueues:
         )
 
     def tenant_state(self, tenant_id: str) -> dict[str, Any]:
-        """Backlog per class, oldest waiting job's age, jobs in flight and this month's spend."""
-        pipe = self.r.pipeline()
-        for c in PriorityClass:
-            pipe.llen(f"{self.p}:q:{tenant_id}:{c.value}")
-            pipe.lindex(f"{self.p}:q:{tenant_id}:{c.value}", 0)
-        pipe.hget(f"{self.p}:tenant:{tenant_id}", "inflight")
-        replies = pipe.execute()
-        backlog = {c.value: int(replies[2 * i]) for i, c in enumerate(PriorityClass)}
-        oldest: datetime | None = None
-        for i in range(len(PriorityClass)):
-            head = replies[2 * i + 1]
-            if head:
-                try:
-                    at = JobEnvelope.model_validate_json(head).enqueued_at
-                except ValueError:
-                    continue
-                oldest = at if oldest is None or at < oldest else oldest
-        spend = self.spend(tenant_id)
-        return {
-            "tenant_id": tenant_id,
-            "backlog": backlog,
-            "oldest_age_s": round((datetime.now(UTC) - oldest).total_seconds(), 3) if oldest else None,
-            "in_flight": int(replies[-1] or 0),
-            "spend_usd": spend.usd,
-            "spend_tokens": spend.tokens,
-        }
+        return self.tenant_states([tenant_id])[0]
+
+    def tenant_states(self, tenant_ids: list[str], chunk: int = 500) -> list[dict[str, Any]]:
+        """Backlog per class, oldest waiting job's age, jobs in flight and this month's spend of each
+        tenant: one pipelined round trip per `chunk` tenants, so the report stays quick at 10,000."""
+        states: list[dict[str, Any]] = []
+        month, now = month_key(), datetime.now(UTC)
+        for start in range(0, len(tenant_ids), chunk):
+            ids = tenant_ids[start:start + chunk]
+            pipe = self.r.pipeline(transaction=False)
+            for t in ids:
+                for c in PriorityClass:
+                    pipe.llen(f"{self.p}:q:{t}:{c.value}")
+                    pipe.lindex(f"{self.p}:q:{t}:{c.value}", 0)
+                pipe.hget(f"{self.p}:tenant:{t}", "inflight")
+                pipe.hmget(f"{self.p}:spend:{t}:{month}", ["usd", "tokens"])
+            replies = pipe.execute()
+            width = 2 * len(PriorityClass) + 2
+            for i, t in enumerate(ids):
+                states.append(_state(t, replies[i * width:(i + 1) * width], now))
+        return states
 
     def tenants(self) -> list[str]:
         return sorted(str(t) for t in self.r.smembers(f"{self.p}:tenants"))
@@ -256,6 +251,29 @@ class TenantQueues:
     def dead_letter(self, reason: str, tenant_id: str | None, message: str) -> None:
         entry = {"tenant": tenant_id, "reason": reason, "message": message, "at": int(time.time() * 1000)}
         self.r.rpush(f"{self.p}:dead", json.dumps(entry))
+
+
+def _state(tenant_id: str, replies: list[Any], now: datetime) -> dict[str, Any]:
+    classes = list(PriorityClass)
+    heads = [replies[2 * i + 1] for i in range(len(classes)) if replies[2 * i + 1]]
+    oldest = min((_enqueued_at(h) for h in heads), default=None)
+    usd, tokens = replies[-1]
+    return {
+        "tenant_id": tenant_id,
+        "backlog": {c.value: int(replies[2 * i]) for i, c in enumerate(classes)},
+        "oldest_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
+        "in_flight": int(replies[-2] or 0),
+        "spend_usd": int(usd or 0) / MICRO,
+        "spend_tokens": int(tokens or 0),
+    }
+
+
+def _enqueued_at(raw: str) -> datetime:
+    """When a queued envelope was enqueued; an undecodable one counts as now (admission dead-letters it)."""
+    try:
+        return datetime.fromisoformat(json.loads(raw)["enqueued_at"])
+    except (ValueError, KeyError, TypeError):
+        return datetime.now(UTC)
 
 
 _queues: dict[int, TenantQueues] = {}

@@ -15,6 +15,6 @@ def queue_report() -> dict[str, Any]:
     known = {t.tenant_id for t in list_tenants()} | set(queues.tenants())
     return {
         "backlog": {c.value: queues.backlog(c) for c in PriorityClass},
-        "tenants": [queues.tenant_state(t) for t in sorted(known)],
+        "tenants": queues.tenant_states(sorted(known)),
         "dead_letters": queues.dead_letter_count(),
     }

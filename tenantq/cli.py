@@ -189,28 +189,26 @@ def tenants_plan(tenant_id: str, **plan: Any) -> None:
     click.echo(tenant.plan.model_dump_json(exclude_none=True))
 
 
-@tenants.command("suspend")
-@click.argument("tenant_id")
-def tenants_suspend(tenant_id: str) -> None:
-    """Stop serving a tenant: new jobs are refused, queued ones wait."""
+def _set_status(tenant_id: str, status: str) -> None:
     from schemas.tenants import TenantStatus
     from tenancy.registry import set_status
 
     _connect()
-    set_status(tenant_id, TenantStatus.suspended)
-    click.echo(f"{tenant_id} suspended")
+    click.echo(f"{tenant_id} {set_status(tenant_id, TenantStatus(status)).status.value}")
+
+
+@tenants.command("suspend")
+@click.argument("tenant_id")
+def tenants_suspend(tenant_id: str) -> None:
+    """Stop serving a tenant: new jobs are refused, queued ones wait."""
+    _set_status(tenant_id, "suspended")
 
 
 @tenants.command("resume")
 @click.argument("tenant_id")
 def tenants_resume(tenant_id: str) -> None:
     """Serve a suspended tenant again, its queued jobs first."""
-    from schemas.tenants import TenantStatus
-    from tenancy.registry import set_status
-
-    _connect()
-    set_status(tenant_id, TenantStatus.active)
-    click.echo(f"{tenant_id} active")
+    _set_status(tenant_id, "active")
 
 
 @main.command()
@@ -256,13 +254,20 @@ def queues(as_json: bool) -> None:
     print_queue_report(as_json)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name", type=click.Choice(["pipeline", "dispatch", "fairness", "erp"]))
+BENCHES = ("pipeline", "dispatch", "fairness", "erp")
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              add_help_option=False)
+@click.argument("name", required=False)
 @click.pass_context
-def bench(ctx: click.Context, name: str) -> None:
+def bench(ctx: click.Context, name: str | None) -> None:
     """Benchmarks that print figures: pipeline, dispatch, fairness, erp (`tenantq bench NAME --help`)."""
     from importlib import import_module
 
+    if name not in BENCHES:
+        click.echo(f"usage: tenantq bench {{{','.join(BENCHES)}}} [--help | options]")
+        sys.exit(0 if name in (None, "--help", "-h") else 2)
     import_module(f"tenantq.bench.{name}").main(ctx.args)
 
 

@@ -1,0 +1,5 @@
+"""`python -m tenantq` is the `tenantq` command."""
+
+from tenantq.cli import main
+
+main()
