@@ -72,6 +72,13 @@ def missing_key(route: ModelConfig) -> ProviderRejected:
         provider=route.model.split("/", 1)[0], model=route.model, route=route.name)
 
 
+def unknown_model(model: str) -> ProviderRejected:
+    return ProviderRejected(
+        f"LiteLLM knows no provider for model {model!r}: write it as provider/model (for example "
+        "openai/gpt-4o-mini) in the agent's model or its model config, or register a model config by that "
+        "name.", provider=None, model=model)
+
+
 def _rejected(status: int, route: ModelConfig, context: dict[str, Any]) -> ProviderRejected:
     if status in (401, 403):
         where = (f"${route.api_key_env}" if route.api_key_env

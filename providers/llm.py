@@ -73,6 +73,7 @@ class LiteLLMClient:
 
     async def _call(self, route: ModelConfig, request: ModelRequest, settings: Settings) -> Any:
         litellm = litellm_module()
+        offline = pricing.provider_of(route.model) == "offline"  # an unplaceable model is refused here
         timeout = route.timeout_s or request.timeout_s or settings.llm.request_timeout_s
         kwargs: dict[str, Any] = {
             "model": route.model,
@@ -82,7 +83,7 @@ class LiteLLMClient:
             "timeout": timeout,
             "num_retries": 0,
             "max_retries": 0,
-            "metadata": _metadata_for(route, request),
+            "metadata": _metadata_for(offline, request),
         }
         if route.api_base:
             kwargs["api_base"] = route.api_base
@@ -92,7 +93,7 @@ class LiteLLMClient:
                 raise failures.missing_key(route)
             kwargs["api_key"] = key
         if request.json_schema is not None:
-            kwargs["response_format"] = _response_format(litellm, route, request)
+            kwargs["response_format"] = _response_format(litellm, route, request, offline)
         try:
             # A margin over the HTTP timeout: a stalled stream or DNS lookup must not hold a worker forever.
             async with asyncio.timeout(timeout + 5):
@@ -130,16 +131,15 @@ def _log_retry(state: RetryCallState) -> None:
              sleep_s=round(state.upcoming_sleep, 3))
 
 
-def _metadata_for(route: ModelConfig, request: ModelRequest) -> dict[str, Any]:
+def _metadata_for(offline: bool, request: ModelRequest) -> dict[str, Any]:
     """The offline stand-in writes from the job's context; remote providers get the kind alone."""
-    if pricing.provider_of(route.model) == "offline":
+    if offline:
         return {**request.metadata, "json_schema": request.json_schema}
     return {"kind": request.metadata.get("kind")}
 
 
-def _response_format(litellm: Any, route: ModelConfig, request: ModelRequest) -> dict[str, Any]:
+def _response_format(litellm: Any, route: ModelConfig, request: ModelRequest, offline: bool) -> dict[str, Any]:
     """Structured output where the model supports JSON schemas, JSON mode elsewhere."""
-    offline = pricing.provider_of(route.model) == "offline"
     if offline or litellm.supports_response_schema(model=route.model):
         name = f"tenantq_{request.metadata.get('kind') or 'answer'}"
         return {"type": "json_schema",

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from typing import Any
 
 import structlog
 
+from providers import failures
 from providers.base import ModelRequest
 from providers.offline import MODEL as OFFLINE_MODEL
 from providers.runtime import litellm_module
 from schemas.agents import ModelConfig
+from tenantq.errors import ProviderRejected
 from tenantq.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -32,10 +35,20 @@ def default_model(settings: Settings) -> str:
 
 
 def provider_of(model: str) -> str:
-    """The LiteLLM provider prefix of a model string (openai, anthropic, offline, ...)."""
+    """The LiteLLM provider prefix of a model string (openai, anthropic, offline, ...); a model LiteLLM
+    cannot place raises ProviderRejected naming it, since no attempt or route can make it callable."""
     if "/" in model:
         return model.split("/", 1)[0]
-    _, provider, _, _ = litellm_module().get_llm_provider(model)
+    return _bare_provider(model)
+
+
+@lru_cache(maxsize=1024)
+def _bare_provider(model: str) -> str:
+    litellm = litellm_module()
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model)
+    except litellm.exceptions.BadRequestError as error:
+        raise failures.unknown_model(model) from error
     return str(provider)
 
 
@@ -88,7 +101,10 @@ def call_cost(route: ModelConfig, response: Any, prompt_tokens: int, completion_
 
 
 def _mapped_unit_prices(model: str) -> tuple[float, float]:
-    if provider_of(model) == "offline":
+    try:
+        if provider_of(model) == "offline":
+            return 0.0, 0.0
+    except ProviderRejected:  # priced as unknown; the call itself is refused, naming the model
         return 0.0, 0.0
     litellm = litellm_module()
     try:

@@ -215,6 +215,18 @@ def test_a_route_without_any_key_is_refused_at_once_rather_than_retried(
     assert raised.value.context["attempts"] == 1
 
 
+def test_a_model_name_litellm_cannot_place_is_rejected_by_name_and_the_fallback_answers(
+    server: LoopbackServer, model: str
+) -> None:
+    unplaceable = ModelConfig(name="typo", model=f"gpt-{model}", api_base=server.api_base, api_key_env=KEY_ENV)
+    with pytest.raises(ProviderRejected, match=f"gpt-{model}") as raised:
+        ask(unplaceable)
+    assert raised.value.context["attempts"] == 1 and "provider/model" in raised.value.message
+
+    result = ask(unplaceable, route(server, model))
+    assert result.fallback_used and result.model == f"openai/{model}"
+
+
 def test_structured_output_is_asked_for_with_the_schema_where_the_model_supports_it(
     server: LoopbackServer,
 ) -> None:
