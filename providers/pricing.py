@@ -93,16 +93,24 @@ def call_cost(route: ModelConfig, response: Any, prompt_tokens: int, completion_
         return 0.0
     if route.input_cost_per_token is not None or route.output_cost_per_token is not None:
         return price(route, prompt_tokens, completion_tokens)
+    if route.model in _unmapped:
+        return 0.0
     litellm = litellm_module()
     try:
         return float(litellm.completion_cost(completion_response=response, model=route.model))
     except litellm.exceptions.ModelNotMappedError:
+        _unmapped.add(route.model)
         return 0.0
+
+
+_unmapped: set[str] = set()
+"""Models missing from LiteLLM's price map. Finding that out costs LiteLLM a slow search of every alias on
+each call; the bundled map does not change while the process runs, so the answer is kept."""
 
 
 def _mapped_unit_prices(model: str) -> tuple[float, float]:
     try:
-        if provider_of(model) == "offline":
+        if model in _unmapped or provider_of(model) == "offline":
             return 0.0, 0.0
     except ProviderRejected:  # priced as unknown; the call itself is refused, naming the model
         return 0.0, 0.0
@@ -111,5 +119,6 @@ def _mapped_unit_prices(model: str) -> tuple[float, float]:
         prompt_cost, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=1,
                                                               completion_tokens=1)
     except litellm.exceptions.ModelNotMappedError:
+        _unmapped.add(model)
         return 0.0, 0.0
     return float(prompt_cost), float(completion_cost)
