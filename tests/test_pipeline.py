@@ -177,20 +177,27 @@ def test_a_malformed_worker_message_fails_its_job_readably_and_the_worker_keeps_
 ) -> None:
     from schemas.jobs import JobEnvelope, JobKind, PriorityClass
     from tenancy import jobs
+    from tenancy.queues import get_queues
     from workers.app import app
 
     tenant_id, key = make_tenant("broken", agent=AgentSettings(model=loop_routes[0]))
     envelope = JobEnvelope(job_id=uuid.uuid4().hex, tenant_id=tenant_id, kind=JobKind.email_reply,
                            priority=PriorityClass.standard, payload=EMAIL, enqueued_at=jobs.now())
     assert jobs.create(envelope, None) is None
+    secret, address = "sk-malformed-secret-123456", "lead.person@example.com"
     app.send_task("tenantq.run_job", args=["not a job at all", 1], queue="tenantq.standard")
     app.send_task("tenantq.run_job", queue="tenantq.standard", args=[
-        {"job_id": envelope.job_id, "tenant_id": tenant_id, "kind": "summon_demons", "payload": [1, 2]}, 1])
+        {"job_id": envelope.job_id, "tenant_id": tenant_id, "kind": "summon_demons", "api_key": secret,
+         "payload": f"write to {address}"}, 1])
     broken = finished(api, key, envelope.job_id)
     assert broken["status"] == "failed"
     assert broken["error"]["code"] == "invalid_job"
     assert "malformed job message" in broken["error"]["message"]
-    assert "kind" in broken["error"]["message"]
+    assert "kind" in broken["error"]["message"] and "payload" in broken["error"]["message"]
+    assert address not in str(broken["error"]) and "summon_demons" not in str(broken["error"])
+    [dead] = [d for d in get_queues().dead_letters(10_000) if envelope.job_id in d["message"]]
+    assert "summon_demons" in dead["message"], "the dead letter keeps the message for reprocessing"
+    assert secret not in str(dead) and address not in str(dead)
     follow_up = finished(api, key, submit(api, key, "email_reply", EMAIL))
     assert follow_up["status"] == "succeeded", follow_up
     assert worker.alive()

@@ -16,7 +16,7 @@ from tasks.pipeline import Outcome, run
 from tenancy import jobs
 from tenancy.queues import get_queues
 from tenantq.errors import InvalidJob, TenantqError
-from tenantq.logs import get_logger
+from tenantq.logs import get_logger, redact
 from tenantq.settings import get_settings
 from workers import leases
 from workers.app import app
@@ -57,12 +57,17 @@ class TenantJob(Task):
 
 
 def _malformed(envelope: Any, attempt: int, exc: ValidationError) -> dict[str, Any]:
-    """A message that is not a job: fail its record when it names one, dead-letter it, keep serving."""
+    """A message that is not a job: fail its record when it names one, dead-letter it, keep serving.
+
+    The reason names the fields at fault, never their values: it reaches the job record, which the tenant
+    reads, and the logs. The dead letter keeps the message so it can be reprocessed, redacted like a log
+    line (secret-named keys and e-mail addresses masked)."""
     fields = envelope if isinstance(envelope, dict) else {}
     job_id, tenant_id = fields.get("job_id"), fields.get("tenant_id")
-    reason = f"malformed job message: {exc.errors(include_url=False)}"
+    reason = f"malformed job message: {exc.errors(include_url=False, include_input=False, include_context=False)}"
     queues = get_queues()
-    queues.dead_letter(reason, tenant_id if isinstance(tenant_id, str) else None, repr(envelope)[:10_000])
+    message = json.dumps(redact(envelope), default=str)[:10_000]
+    queues.dead_letter(reason, tenant_id if isinstance(tenant_id, str) else None, message)
     if isinstance(job_id, str):
         queues.finish(job_id, attempt, 0, 0)
         if isinstance(tenant_id, str):
