@@ -29,7 +29,9 @@ accept_content = ["json"]
 # serves all three, interactive first; `tenantq worker --classes` narrows it.
 task_queues = [Queue("tenantq.interactive"), Queue("tenantq.standard"), Queue("tenantq.batch")]
 task_default_queue = "tenantq.standard"
-# Clients poll job records in MongoDB; Celery results are a short-lived summary for Flower.
+# The tenant database is the source of truth: clients poll job records in MongoDB, so job tasks store no
+# Celery result (a write and a publish per job saved). The backend stays for anything that asks for one.
+task_ignore_result = True
 result_expires = 3600
 # Flower and `celery events` see every task.
 worker_send_task_events = True
