@@ -14,13 +14,15 @@ result_backend = _settings.redis_url
 # Model calls are I/O bound: threads let one process hold worker_concurrency calls in flight.
 worker_pool = "threads"
 worker_concurrency = _settings.fleet.worker_concurrency
-# A job is acknowledged only when it ends, so a job whose worker dies is delivered again, not lost.
+# A job is acknowledged only when it ends; a stopping worker hands back the messages it has not started.
 task_acks_late = True
 task_reject_on_worker_lost = True
 # Fairness is decided at admission; a worker reserves no more than it runs, so prefetch cannot undo it.
 worker_prefetch_multiplier = 1
-# Redelivery of unacknowledged messages after a worker dies; leases hand jobs on sooner than this.
-broker_transport_options = {"visibility_timeout": 3600, "queue_order_strategy": "priority"}
+# A dead worker's jobs are handed on by their leases (tenancy/queues.py: they expire, the job is admitted
+# again). kombu's ack emulation, a Redis copy of each message until its ack, only duplicated that, at two
+# round trips per job on the consumer thread, which paced the whole worker: it is off.
+broker_transport_options = {"queue_order_strategy": "priority", "ack_emulation": False}
 # Payloads are JSON only: no pickle from a shared broker.
 task_serializer = "json"
 result_serializer = "json"
