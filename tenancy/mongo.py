@@ -21,7 +21,9 @@ Doc = dict[str, object]
 _lock = threading.Lock()
 _client: MongoClient[Doc] | None = None
 _client_pid: int | None = None
-_indexed: set[str] = set()
+_databases: dict[str, Database[Doc]] = {}
+"""Databases of this process's client whose indexes exist, by name: every job looks its tenant's up several
+times, and building the handle and checking the indexes each time cost more than the lookup."""
 
 TENANT_INDEXES: dict[str, list[IndexModel]] = {
     "executions": [
@@ -52,15 +54,18 @@ def validate_tenant_id(tenant_id: str) -> str:
 def client() -> MongoClient[Doc]:
     """The process's client; a forked child makes its own (pymongo clients are not fork-safe)."""
     global _client, _client_pid
+    current = _client
+    if current is not None and _client_pid == os.getpid():
+        return current  # the fast path of every query takes no lock: 100 job threads pass here
     with _lock:
         if _client is None or _client_pid != os.getpid():
             settings = get_settings()
+            _databases.clear()
             _client = MongoClient(
                 settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=settings.mongodb.timeout_ms,
                 socketTimeoutMS=settings.mongodb.timeout_ms * 6, maxPoolSize=200,
             )
             _client_pid = os.getpid()
-            _indexed.clear()
         return _client
 
 
@@ -71,25 +76,24 @@ def reset() -> None:
         if _client is not None:
             _client.close()
         _client = None
-        _indexed.clear()
+        _databases.clear()
 
 
 def master_db() -> Database[Doc]:
-    db = client()[get_settings().mongodb.master_database]
-    _ensure_indexes(db, MASTER_INDEXES)
-    return db
+    return _database(get_settings().mongodb.master_database, MASTER_INDEXES)
 
 
 def tenant_db(tenant_id: str) -> Database[Doc]:
-    name = get_settings().mongodb.tenant_database_prefix + validate_tenant_id(tenant_id)
-    db = client()[name]
-    _ensure_indexes(db, TENANT_INDEXES)
+    return _database(get_settings().mongodb.tenant_database_prefix + validate_tenant_id(tenant_id), TENANT_INDEXES)
+
+
+def _database(name: str, indexes: dict[str, list[IndexModel]]) -> Database[Doc]:
+    """The named database of the process's client, its indexes created on first use."""
+    current = client()
+    db = _databases.get(name)
+    if db is None or db.client is not current:
+        db = current[name]
+        for collection, models in indexes.items():
+            db[collection].create_indexes(models)
+        _databases[name] = db
     return db
-
-
-def _ensure_indexes(db: Database[Doc], indexes: dict[str, list[IndexModel]]) -> None:
-    if db.name in _indexed:
-        return
-    for collection, models in indexes.items():
-        db[collection].create_indexes(models)
-    _indexed.add(db.name)
