@@ -60,8 +60,8 @@ def _malformed(envelope: Any, attempt: int, exc: ValidationError) -> dict[str, A
     """A message that is not a job: fail its record when it names one, dead-letter it, keep serving.
 
     The reason names the fields at fault, never their values: it reaches the job record, which the tenant
-    reads, and the logs. The dead letter keeps the message so it can be reprocessed, redacted like a log
-    line (secret-named keys and e-mail addresses masked)."""
+    reads. The message itself goes only where operators look, redacted like a log line (secret-named keys
+    and e-mail addresses masked): whole into the dead letter, to be reprocessed, and an excerpt into the log."""
     fields = envelope if isinstance(envelope, dict) else {}
     job_id, tenant_id = fields.get("job_id"), fields.get("tenant_id")
     reason = f"malformed job message: {exc.errors(include_url=False, include_input=False, include_context=False)}"
@@ -73,7 +73,7 @@ def _malformed(envelope: Any, attempt: int, exc: ValidationError) -> dict[str, A
         if isinstance(tenant_id, str):
             with contextlib.suppress(TenantqError):
                 jobs.fail(tenant_id, job_id, InvalidJob(reason))
-    get_logger(job_id=job_id).warning("job.malformed", reason=reason[:500])
+    get_logger(job_id=job_id).warning("job.malformed", reason=reason[:500], message=message[:500])
     return {"status": "failed", "error": reason}
 
 
