@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas.jobs import JobEnvelope, JobStatus, JobView
 from schemas.usage import Usage
-from tenancy.mongo import tenant_db
+from tenancy.mongo import Write, tenant_db, write_grouped
 from tenantq.errors import JobNotFound, TenantqError
 
 
@@ -78,42 +78,51 @@ class Trail:
         self.events.append(_event(self.job_id, event, **data))
 
     def flush(self, *final: dict[str, Any]) -> None:
-        events, self.events = [*self.events, *final], []
+        events = self.take(*final)
         if events:
             tenant_db(self.tenant_id).audit_log.insert_many(events)
+
+    def take(self, *final: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events so far and `final`, for a caller that writes them; the trail is then empty."""
+        events, self.events = [*self.events, *final], []
+        return events
 
 
 def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usage: list[Usage],
             trail: Trail | None = None) -> None:
-    db = tenant_db(tenant_id)
+    """Record a job's result, usage, end and audit trail, in that order; the record says succeeded only once
+    the result is there. Concurrent jobs of the tenant share the round trips (`write_grouped`)."""
     finished = now()
     total = sum(usage, Usage(attempts=0)) if usage else Usage(attempts=0)
-    db.results.replace_one({"job_id": job_id}, {"job_id": job_id, "kind": kind, "result": result,
-                                                "created_at": finished}, upsert=True)
-    if usage:
-        db.token_usage.insert_many([
-            {"job_id": job_id, "kind": kind, "created_at": finished, **u.model_dump()} for u in usage
-        ])
-    db.executions.update_one({"_id": job_id}, {"$set": {
-        "status": JobStatus.succeeded.value, "finished_at": finished, "usage": total.model_dump(),
-    }})
-    (trail or Trail(tenant_id, job_id)).flush(
-        _event(job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd))
+    write_grouped(tenant_db(tenant_id), [
+        Write("results", "replace", {"job_id": job_id, "kind": kind, "result": result, "created_at": finished},
+              filter={"job_id": job_id}, upsert=True),
+        *(Write("token_usage", "insert", {"job_id": job_id, "kind": kind, "created_at": finished, **u.model_dump()})
+          for u in usage),
+        Write("executions", "update", {"$set": {
+            "status": JobStatus.succeeded.value, "finished_at": finished, "usage": total.model_dump(),
+        }}, filter={"_id": job_id}),
+        *_audit(trail, tenant_id, job_id,
+                _event(job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd)),
+    ])
 
 
 def fail(tenant_id: str, job_id: str, error: TenantqError, usage: list[Usage] | None = None,
          trail: Trail | None = None) -> None:
-    db = tenant_db(tenant_id)
     finished = now()
     changes: dict[str, Any] = {"status": JobStatus.failed.value, "finished_at": finished, "error": error.to_dict()}
     if usage:
-        total = sum(usage, Usage(attempts=0))
-        changes["usage"] = total.model_dump()
-        db.token_usage.insert_many([
-            {"job_id": job_id, "created_at": finished, **u.model_dump()} for u in usage
-        ])
-    db.executions.update_one({"_id": job_id}, {"$set": changes})
-    (trail or Trail(tenant_id, job_id)).flush(_event(job_id, "failed", code=error.code))
+        changes["usage"] = sum(usage, Usage(attempts=0)).model_dump()
+    write_grouped(tenant_db(tenant_id), [
+        *(Write("token_usage", "insert", {"job_id": job_id, "created_at": finished, **u.model_dump()})
+          for u in usage or []),
+        Write("executions", "update", {"$set": changes}, filter={"_id": job_id}),
+        *_audit(trail, tenant_id, job_id, _event(job_id, "failed", code=error.code)),
+    ])
+
+
+def _audit(trail: Trail | None, tenant_id: str, job_id: str, final: dict[str, Any]) -> list[Write]:
+    return [Write("audit_log", "insert", event) for event in (trail or Trail(tenant_id, job_id)).take(final)]
 
 
 def audit(tenant_id: str, job_id: str, event: str, **data: Any) -> None:

@@ -1,4 +1,5 @@
-"""MongoDB access: one client per process, the master database, and each tenant's own database.
+"""MongoDB access: one client per process, the master database, each tenant's own database, and grouped
+writes.
 
 Tenant data lives only in the database named after its tenant: every accessor here takes a validated
 tenant id, so no query can be pointed at another tenant's collections by accident.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError, PyMongoError, WriteError
 
 from schemas.ids import TENANT_ID_RE
 from tenantq.errors import InvalidTenantId
@@ -97,3 +102,129 @@ def _database(name: str, indexes: dict[str, list[IndexModel]]) -> Database[Doc]:
             db[collection].create_indexes(models)
         _databases[name] = db
     return db
+
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write to a collection of the database given to `write_grouped`."""
+
+    collection: str
+    kind: Literal["insert", "replace", "update"]
+    document: Mapping[str, Any]
+    """insert: the document; replace: the replacement; update: the update operators."""
+    filter: Mapping[str, Any] | None = None
+    upsert: bool = False
+
+    def operation(self) -> InsertOne[Any] | ReplaceOne[Any] | UpdateOne:
+        if self.kind == "insert":
+            return InsertOne(dict(self.document))
+        if self.kind == "replace":
+            return ReplaceOne(dict(self.filter or {}), dict(self.document), upsert=self.upsert)
+        return UpdateOne(dict(self.filter or {}), dict(self.document), upsert=self.upsert)
+
+
+@dataclass(eq=False)
+class _Caller:
+    writes: Sequence[Write]
+    woken: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    done: bool = False
+    error: PyMongoError | None = None
+
+    def collections(self) -> list[str]:
+        return list(dict.fromkeys(w.collection for w in self.writes))
+
+
+@dataclass(eq=False)
+class _Group:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    waiting: list[_Caller] = field(default_factory=list)
+    writing: bool = False
+
+
+_groups: dict[tuple[int, str], _Group] = {}
+
+
+def write_grouped(db: Database[Doc], writes: Sequence[Write]) -> None:
+    """Apply `writes` to collections of `db` in their order, stopping at the first that fails (raised here),
+    sharing round trips with the callers that are writing to the same database at the same moment.
+
+    A job's outcome is four writes (result, usage, execution, audit). Done one by one from 100 threads they
+    were most of a worker's MongoDB round trips; grouped, the callers that arrive while a group is being
+    written go together in the next one: one bulk write per collection for all of them (group commit).
+    Alone, a caller writes at once; nobody waits for a timer. Callers must write their collections in one
+    consistent order (jobs: results, token_usage, executions, audit_log); one that does not is written alone.
+    """
+    if not writes:
+        return
+    key = (os.getpid(), db.name)
+    group = _groups.get(key) or _groups.setdefault(key, _Group())
+    caller = _Caller(writes)
+    with group.lock:
+        group.waiting.append(caller)
+        caller.lead = not group.writing
+        group.writing = True
+    if not caller.lead:
+        caller.woken.wait()  # written by a leader, or asked to lead the next group (ours is in it)
+    if caller.lead:
+        with group.lock:
+            batch, group.waiting = group.waiting, []
+        try:
+            _write_group(db, batch)
+        finally:
+            for member in batch:  # cut short (not by MongoDB): nobody may think their writes were made
+                if not member.done and member.error is None:
+                    member.error = PyMongoError("A grouped write was cut short; its leader logged why.")
+            with group.lock:
+                if group.waiting:
+                    group.waiting[0].lead = True
+                    group.waiting[0].woken.set()
+                else:
+                    group.writing = False
+            for other in batch:
+                if other is not caller:
+                    other.woken.set()
+    if caller.error is not None:
+        raise caller.error
+
+
+def _write_group(db: Database[Doc], batch: list[_Caller]) -> None:
+    order: list[str] = []
+    for caller in batch:
+        order.extend(c for c in caller.collections() if c not in order)
+    rank = {name: i for i, name in enumerate(order)}
+    together = [c for c in batch if [rank[n] for n in c.collections()] == sorted(rank[n] for n in c.collections())]
+    for collection in order:
+        _write_collection(db, collection, [c for c in together if c.error is None])
+    for caller in batch:
+        if all(caller is not c for c in together):
+            for collection in caller.collections():
+                _write_collection(db, collection, [caller] if caller.error is None else [])
+    for caller in batch:
+        caller.done = True
+
+
+def _write_collection(db: Database[Doc], collection: str, callers: list[_Caller]) -> None:
+    """One unordered bulk write of the callers' writes to one collection; each caller gets its own error."""
+    owners: list[_Caller] = []
+    operations: list[Any] = []
+    for caller in callers:
+        for write in caller.writes:
+            if write.collection == collection:
+                owners.append(caller)
+                operations.append(write.operation())
+    if not operations:
+        return
+    try:
+        db[collection].bulk_write(operations, ordered=False)
+    except BulkWriteError as error:
+        for failed in error.details.get("writeErrors", []):
+            owner = owners[failed["index"]]
+            owner.error = owner.error or WriteError(failed.get("errmsg", "write failed"), failed.get("code"), failed)
+        if error.details.get("writeConcernErrors"):
+            for owner in owners:
+                owner.error = owner.error or error
+    except PyMongoError as error:
+        for owner in owners:
+            owner.error = owner.error or error

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.agents import AgentSettings, ModelConfig
+from tenantq.errors import InvalidJob
 from tests.conftest import wait_for
 
 EMAIL = {
@@ -201,3 +202,72 @@ def test_a_malformed_worker_message_fails_its_job_readably_and_the_worker_keeps_
     follow_up = finished(api, key, submit(api, key, "email_reply", EMAIL))
     assert follow_up["status"] == "succeeded", follow_up
     assert worker.alive()
+
+
+def test_outcomes_of_jobs_ending_at_once_all_land_whole_in_their_tenants_database(make_tenant: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from schemas.jobs import JobEnvelope, JobKind, PriorityClass
+    from schemas.usage import Usage
+    from tenancy import jobs
+    from tenancy.mongo import tenant_db
+
+    tenant_id, _ = make_tenant("burst")
+    envelopes = [JobEnvelope(job_id=uuid.uuid4().hex, tenant_id=tenant_id, kind=JobKind.email_reply,
+                             priority=PriorityClass.standard, payload=EMAIL, enqueued_at=jobs.now())
+                 for _ in range(60)]
+    for envelope in envelopes:
+        assert jobs.create(envelope, None) is None and jobs.start(tenant_id, envelope.job_id, 1)
+
+    def end(index: int) -> None:
+        job_id = envelopes[index].job_id
+        usage = [Usage(total_tokens=index + 1, model="m", provider="openai")]
+        if index % 3:
+            trail = jobs.Trail(tenant_id, job_id)
+            trail.add("model_call", total_tokens=index + 1)
+            jobs.succeed(tenant_id, job_id, "email_reply", {"body": f"reply {index}"}, usage, trail)
+        else:
+            jobs.fail(tenant_id, job_id, InvalidJob(f"job {index} is invalid"), usage)
+
+    with ThreadPoolExecutor(30) as pool:
+        list(pool.map(end, range(len(envelopes))))
+
+    db = tenant_db(tenant_id)
+    for index, envelope in enumerate(envelopes):
+        view = jobs.view(tenant_id, envelope.job_id)
+        assert view.usage is not None and view.usage.total_tokens == index + 1
+        events = [a["event"] for a in db.audit_log.find({"job_id": envelope.job_id}).sort("at", 1)]
+        if index % 3:
+            assert view.status == "succeeded" and view.result == {"body": f"reply {index}"}
+            assert events == ["queued", "model_call", "succeeded"]
+        else:
+            assert view.status == "failed" and view.error is not None and f"job {index}" in view.error["message"]
+            assert events == ["queued", "failed"]
+        assert db.token_usage.count_documents({"job_id": envelope.job_id}) == 1
+
+
+def test_a_grouped_write_that_fails_stops_only_its_own_caller(make_tenant: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pymongo.errors import WriteError
+
+    from tenancy.mongo import Write, tenant_db, write_grouped
+
+    db = tenant_db(make_tenant("group")[0])
+    db.audit_log.insert_one({"_id": "taken"})
+
+    def write(index: int) -> str:
+        key = "taken" if index == 7 else f"doc-{index}"
+        try:
+            write_grouped(db, [Write("audit_log", "insert", {"_id": key, "n": index}),
+                               Write("results", "insert", {"job_id": f"job-{index}"})])
+        except WriteError as error:
+            return f"{index}: {error.code}"
+        return "ok"
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(write, range(40)))
+
+    assert answers[7] == "7: 11000" and answers.count("ok") == 39  # a duplicate key, for caller 7 alone
+    assert db.results.count_documents({}) == 39 and db.results.count_documents({"job_id": "job-7"}) == 0
+    assert db.audit_log.count_documents({"n": {"$exists": True}}) == 39
