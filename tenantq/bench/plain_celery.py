@@ -1,6 +1,7 @@
 """Plain Celery, the baseline of the benchmarks: one no-op task, N queues, every worker consumes all of them.
 
-Its settings mirror `celeryconfig` (threads pool, late acks, prefetch 1, Redis result backend, task events),
+Its settings mirror `celeryconfig` (threads pool, late acks, prefetch 1, no ack emulation, no stored results,
+task events),
 so the only difference measured is how work reaches the worker. The benchmark starts
 `celery -A tenantq.bench.plain_celery worker` with PLAIN_CELERY_BROKER_URL and PLAIN_CELERY_QUEUES_FILE (one
 queue name a line: 10,000 names do not fit a command line comfortably); the worker consumes every queue in it.
@@ -27,7 +28,8 @@ class PlainConfig:
     task_acks_late = True
     task_reject_on_worker_lost = True
     worker_prefetch_multiplier = 1
-    broker_transport_options = {"visibility_timeout": 3600, "queue_order_strategy": "priority"}
+    broker_transport_options = {"queue_order_strategy": "priority", "ack_emulation": False}
+    task_ignore_result = True
     task_serializer = "json"
     result_serializer = "json"
     accept_content = ["json"]
