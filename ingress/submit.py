@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from schemas.ids import new_job_id
 from schemas.jobs import DEFAULT_CLASS, EnqueueResponse, JobEnvelope, JobKind, JobRequest, JobStatus
-from schemas.tenants import TenantStatus
+from schemas.tenants import Plan, TenantStatus
 from tasks.estimate import estimate
 from tenancy import jobs
 from tenancy.queues import get_queues
@@ -54,6 +54,6 @@ def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:
     return EnqueueResponse(job_id=envelope.job_id, status=JobStatus.queued)
 
 
-def _needs_estimate(plan: object) -> bool:
-    fields = ("monthly_budget_usd", "monthly_token_budget", "tokens_per_minute")
-    return any(getattr(plan, name) is not None for name in fields)
+def _needs_estimate(plan: Plan) -> bool:
+    """Only a budget or a token rate reads the estimate; skipping it spares the prompt rendering."""
+    return any(v is not None for v in (plan.monthly_budget_usd, plan.monthly_token_budget, plan.tokens_per_minute))

@@ -27,10 +27,9 @@ def estimate(tenant_id: str, kind: JobKind, payload: dict[str, Any]) -> tuple[in
                            payload=payload, enqueued_at=now())
     ctx = JobContext(envelope, agent, get_logger(tenant_id=tenant_id))
     spec = kind_of(kind)
-    module_messages = getattr(__import__(spec.module, fromlist=["messages"]), "messages", None)
     parsed = spec.payload.model_validate(payload)
-    if module_messages is not None:
-        messages = module_messages(ctx, parsed)
+    if spec.messages is not None:
+        messages = spec.messages(ctx, parsed)
     else:
         messages = [{"role": "system", "content": ctx.render(kind.value)},
                     {"role": "user", "content": json.dumps(payload)}]

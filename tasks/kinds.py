@@ -27,6 +27,13 @@ class Kind:
         handler: Handler = import_module(self.module).handle
         return handler
 
+    @property
+    def messages(self) -> Callable[[JobContext, Any], list[dict[str, Any]]] | None:
+        """The kind's prompt messages, where it builds them before calling its handler (for estimates)."""
+        found: Callable[[JobContext, Any], list[dict[str, Any]]] | None = getattr(
+            import_module(self.module), "messages", None)
+        return found
+
 
 KINDS: dict[JobKind, Kind] = {
     JobKind.email_reply: Kind(EmailReplyPayload, "tasks.email_reply"),

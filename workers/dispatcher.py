@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import redis
-from celery import Celery, bootsteps
+from celery import bootsteps
 from pydantic import ValidationError
 
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
@@ -38,8 +38,8 @@ def celery_route() -> CeleryRoute:
 
 
 class Dispatcher:
-    def __init__(self, app: Celery, name: str, classes: list[PriorityClass], concurrency: int) -> None:
-        self.app, self.name, self.classes, self.concurrency = app, name, classes, concurrency
+    def __init__(self, name: str, classes: list[PriorityClass], concurrency: int) -> None:
+        self.name, self.classes, self.concurrency = name, classes, concurrency
         self.fleet = get_settings().fleet
         self.log = get_logger(worker=name)
         self._stop = threading.Event()
@@ -125,7 +125,7 @@ class DispatcherStep(bootsteps.StartStopStep):
         consumed = worker.app.amqp.queues.consume_from or worker.app.amqp.queues
         classes = [PriorityClass(name.removeprefix("tenantq.")) for name in consumed
                    if name.startswith("tenantq.") and name.removeprefix("tenantq.") in PriorityClass.__members__]
-        self.dispatcher = Dispatcher(worker.app, worker.hostname, classes, worker.concurrency)
+        self.dispatcher = Dispatcher(worker.hostname, classes, worker.concurrency)
         self.dispatcher.start()
 
     def stop(self, worker: Any) -> None:
