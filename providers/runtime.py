@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import warnings
 from types import ModuleType
@@ -38,11 +37,8 @@ def _import_and_configure() -> ModuleType:
     if settings.llm.local_model_cost_map:
         # Read by litellm at import: without it, the import downloads the price map from GitHub.
         os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    with warnings.catch_warnings():
-        # Only litellm's own import-time deprecation chatter; every other warning stays an error in tests.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
-        warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"litellm(\.|$)")
-        import litellm
+    quiet_third_party_warnings()
+    import litellm
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
@@ -62,41 +58,17 @@ def _import_and_configure() -> ModuleType:
     from providers.offline import make_handler
 
     litellm.custom_provider_map = [{"provider": "offline", "custom_handler": make_handler(litellm)}]
-    _build_models_now()
     return litellm
 
 
-def _build_models_now() -> None:
-    """Build litellm's deferred pydantic models (ModelResponse, Message, ...) here, not on first use.
+def quiet_third_party_warnings() -> None:
+    """Silence, for the life of the process, the warnings litellm's import and first calls raise that say
+    nothing about our code, each by category and module (pyproject's pytest filters name the same ones).
 
-    Pydantic warns (UserWarning) while building models whose TypedDicts use `ReadOnly`; built lazily, that
-    warning would surface inside a job, where tests turn warnings into errors. Filters cannot follow it
-    there (catch_warnings is process-global, not per task), so the models are built once, here, quietly.
+    litellm's TypedDicts use `ReadOnly`, and pydantic warns (UserWarning, from its schema builder) each time
+    it builds one of litellm's models, lazily, inside a job; its import raises deprecation chatter of its own.
     """
-    import importlib
-
-    import pydantic
-
-    for name in _CHAT_PATH_MODULES:
-        importlib.import_module(name)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(is|are) using the `ReadOnly` qualifier",
-                                category=UserWarning)
-        for module_name, module in list(sys.modules.items()):
-            if not module_name.startswith("litellm") or module is None:
-                continue
-            for value in list(vars(module).values()):
-                if (isinstance(value, type) and issubclass(value, pydantic.BaseModel)
-                        and value.__module__ == module_name and not value.__pydantic_complete__):
-                    try:
-                        value.model_rebuild()
-                    except pydantic.PydanticUserError:
-                        continue  # forward references only litellm's proxy resolves; never on our path
-
-
-_CHAT_PATH_MODULES = (
-    "litellm.types.utils",
-    "litellm.llms.openai.openai",
-    "litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response",
-    "litellm.cost_calculator",
-)
+    warnings.filterwarnings("ignore", message=r".*using the `ReadOnly` qualifier", category=UserWarning,
+                            module=r"pydantic\._internal\._generate_schema")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm(\.|$)")
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"litellm(\.|$)")

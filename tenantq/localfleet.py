@@ -37,10 +37,10 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.log = log_dir / f"{name.replace('@', '-')}.log"
-        self.process = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
 
     def alive(self) -> bool:
         return self.process.poll() is None
