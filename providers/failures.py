@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.agents import ModelConfig
 from tenantq.errors import (
+    CircuitOpen,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
@@ -63,6 +64,14 @@ def classify(error: BaseException, route: ModelConfig, timeout_s: float) -> Prov
             f"{route.model} is unavailable ({'HTTP ' + str(status) if status else 'no connection'}): check "
             f"{where} and the provider's status page; a fallback model keeps jobs running.", **context)
     return _rejected(status, route, context)
+
+
+def circuit_open(route: ModelConfig) -> CircuitOpen:
+    return CircuitOpen(
+        f"{route.model} is unavailable: it failed for the whole fleet, so its circuit is open and no call was "
+        "made; calls resume after a successful probe. Check the provider's status page; a fallback model "
+        "keeps jobs running.", provider=route.model.split("/", 1)[0] if "/" in route.model else None,
+        model=route.model, route=route.name, circuit="open")
 
 
 def missing_key(route: ModelConfig) -> ProviderRejected:

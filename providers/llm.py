@@ -19,11 +19,12 @@ from tenacity.wait import wait_base, wait_random_exponential
 
 from providers import failures, pricing
 from providers.base import ChatResult, ModelRequest
+from providers.breaker import CircuitBreaker, fleet_breaker
 from providers.offline import NOTE as OFFLINE_NOTE
 from providers.runtime import litellm_module
 from schemas.agents import ModelConfig
 from schemas.usage import Usage
-from tenantq.errors import ProviderError
+from tenantq.errors import CircuitOpen, ProviderError
 from tenantq.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -32,43 +33,65 @@ log = structlog.get_logger(__name__)
 class LiteLLMClient:
     """A ModelClient over litellm.acompletion; also serves the offline stand-in (provider "offline")."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, breaker: CircuitBreaker | None = None) -> None:
         self._settings = settings
+        self._breaker = breaker
+        self._breaker_built = breaker is not None
+
+    def breaker(self, settings: Settings) -> CircuitBreaker | None:
+        if not self._breaker_built:
+            self._breaker, self._breaker_built = fleet_breaker(settings), True
+        return self._breaker
 
     async def complete(self, request: ModelRequest) -> ChatResult:
+        """The first route that answers. When none does: a refusal if any route refused (waiting will not
+        fix it), else the last route's transient error (every route is down: the job may wait)."""
         settings = self._settings or get_settings()
         started = time.perf_counter()
         calls = _Calls()
-        last_error: ProviderError | None = None
+        errors: list[ProviderError] = []
         for index, route in enumerate(request.routes):
             try:
                 response = await self._with_retries(route, request, settings, calls)
             except ProviderError as error:
-                last_error = error
+                errors.append(error)
                 log.warning("model_route_failed", provider=error.context.get("provider"), model=route.model,
                             code=error.code, status=error.context.get("status"), attempts=calls.made,
-                            fallback_next=index + 1 < len(request.routes))
+                            circuit=error.context.get("circuit"), fallback_next=index + 1 < len(request.routes))
                 continue
             return _result(response, route, request, fallback_used=index > 0, attempts=calls.made,
                            latency_ms=(time.perf_counter() - started) * 1000)
-        assert last_error is not None  # routes is never empty
-        last_error.context["attempts"] = calls.made
-        last_error.context["routes"] = [route.model for route in request.routes]
-        raise last_error
+        refused = [error for error in errors if not error.transient]
+        called = [error for error in errors if not isinstance(error, CircuitOpen)]
+        chosen = refused[0] if refused else (called or errors)[-1]
+        chosen.context.update(attempts=calls.made, routes=[route.model for route in request.routes])
+        raise chosen
 
     async def _with_retries(self, route: ModelConfig, request: ModelRequest, settings: Settings,
                             calls: _Calls) -> Any:
+        breaker = None if route.model.startswith("offline/") else self.breaker(settings)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(settings.llm.max_attempts),
             wait=_Backoff(settings.llm.backoff_initial_s, settings.llm.backoff_max_s),
-            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.transient),
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.transient
+                                     and not isinstance(e, CircuitOpen)),
             before_sleep=_log_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
+                if breaker is not None and not await breaker.allow(route.model):
+                    raise failures.circuit_open(route)
                 calls.made += 1
-                return await self._call(route, request, settings)
+                try:
+                    response = await self._call(route, request, settings)
+                except ProviderError as error:
+                    if breaker is not None and error.transient:
+                        await breaker.record(route.model, ok=False)
+                    raise
+                if breaker is not None:
+                    await breaker.record(route.model, ok=True)
+                return response
         raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
 
     async def _call(self, route: ModelConfig, request: ModelRequest, settings: Settings) -> Any:

@@ -113,6 +113,37 @@ class JobEnvelope(BaseModel):
     estimate_usd: float = Field(default=0.0, ge=0)
 
 
+class AuditEvent(BaseModel):
+    """One step of a job's audit trail."""
+
+    event: str
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobOutcome(BaseModel):
+    """How one run of a job ended, from the moment it is known until it is recorded.
+
+    It is kept beside the job's lease in Redis before it is written to the tenant's database, so a run whose
+    recording is cut short (the worker killed, MongoDB down) is recorded by the job's next delivery as it
+    was, without running the job, and paying for its model calls, again."""
+
+    status: JobStatus
+    attempt: int = Field(ge=1)
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = Field(default=None, description="The error's code, message and context.")
+    usage: list[Usage] = Field(default_factory=list, description="One entry per model call.")
+    events: list[AuditEvent] = Field(default_factory=list, description="The run's audit trail.")
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(u.cost_usd for u in self.usage)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(u.total_tokens for u in self.usage)
+
+
 class JobView(BaseModel):
     """What clients poll."""
 

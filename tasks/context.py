@@ -26,11 +26,7 @@ class JobContext:
     agent: AgentConfig
     log: Any
     usage: list[Usage] = field(default_factory=list)
-    trail: jobs.Trail | None = None
-
-    def __post_init__(self) -> None:
-        if self.trail is None:
-            self.trail = jobs.Trail(self.envelope.tenant_id, self.envelope.job_id)
+    trail: jobs.Trail = field(default_factory=jobs.Trail)
 
     @property
     def currency(self) -> str:
@@ -70,6 +66,5 @@ class JobContext:
         return result
 
     def audit(self, event: str, **data: Any) -> None:
-        """Record a step in the job's audit trail; the pipeline writes the trail when the run ends."""
-        assert self.trail is not None
+        """Record a step in the job's audit trail; it is recorded with the run's outcome."""
         self.trail.add(event, **data)

@@ -1,75 +1,66 @@
-"""The pipeline every job runs through: claim the record, load the agent, run the kind, record the outcome.
+"""The pipeline every job runs through: load the agent, validate the payload, run the kind, say how it ended.
 
-Whatever a job meets, its record ends succeeded or failed with a readable error, in its tenant's database
-and no other; the worker goes on serving.
+A run records nothing itself: it returns the job's outcome (result or readable error, usage of every model
+call, audit trail), which the worker keeps beside the job's lease and then records, so that what a run paid
+for is recorded once whatever fails around it. What a wait can fix is raised instead of failing the job:
+every model down (a transient provider error, while the job is within its deadline) and MongoDB unreachable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
-from schemas.jobs import JobEnvelope, JobStatus
-from schemas.usage import Usage
+from schemas.jobs import JobEnvelope, JobOutcome, JobStatus
 from tasks.context import JobContext
 from tasks.kinds import kind_of
 from tenancy import jobs
+from tenancy.mongo import durable, unreachable
 from tenancy.registry import agent_config
-from tenantq.errors import InvalidJob, TenantqError
+from tenantq.errors import DatabaseUnavailable, InvalidJob, TenantqError
 from tenantq.logs import get_logger
 
 
-@dataclass
-class Outcome:
-    status: JobStatus | None
-    usage: list[Usage] = field(default_factory=list)
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(u.cost_usd for u in self.usage)
-
-    @property
-    def total_tokens(self) -> int:
-        return sum(u.total_tokens for u in self.usage)
-
-
-def run(envelope: JobEnvelope, attempt: int) -> Outcome:
-    """Run one delivery of a job; status None means the job had already ended and was not run again."""
+def run(envelope: JobEnvelope, attempt: int, *, may_wait: bool = True) -> JobOutcome:
+    """Run one delivery of a job. With `may_wait`, a job whose every model is down raises the provider's
+    transient error (the job goes back to its queue); without it, the job fails with that reason."""
     log = get_logger(tenant_id=envelope.tenant_id, job_id=envelope.job_id, kind=envelope.kind.value)
-    if not jobs.start(envelope.tenant_id, envelope.job_id, attempt):
-        log.info("job.skipped", reason="already finished")
-        return Outcome(None)
-    trail = jobs.Trail(envelope.tenant_id, envelope.job_id)
-    trail.add("started", attempt=attempt)
-    try:
-        return _run(envelope, attempt, trail, log)
-    finally:
-        trail.flush()  # a run cut short by a crash still leaves what it did in the audit trail
-
-
-def _run(envelope: JobEnvelope, attempt: int, trail: jobs.Trail, log: Any) -> Outcome:
+    trail = jobs.Trail()
     ctx: JobContext | None = None
     try:
         kind = kind_of(envelope.kind)
         payload = kind.payload.model_validate(envelope.payload)
-        ctx = JobContext(envelope, agent_config(envelope.tenant_id), log, trail=trail)
+        agent = durable(lambda: agent_config(envelope.tenant_id), "loading the tenant's agent")
+        ctx = JobContext(envelope, agent, log, trail=trail)
         result = kind.handle(ctx, payload)
     except ValidationError as exc:
         where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors())
-        return _failed(envelope, InvalidJob(f"Payload is invalid ({where}); fix it and submit again."), ctx, trail)
+        error: TenantqError = InvalidJob(f"Payload is invalid ({where}); fix it and submit again.")
+        return _failed(attempt, error, ctx, trail, log)
     except TenantqError as exc:
-        return _failed(envelope, exc, ctx, trail)
-    jobs.succeed(envelope.tenant_id, envelope.job_id, envelope.kind.value, result, ctx.usage, trail)
-    log.info("job.succeeded", tokens=sum(u.total_tokens for u in ctx.usage), attempt=attempt)
-    return Outcome(JobStatus.succeeded, ctx.usage)
+        if exc.transient and (may_wait or isinstance(exc, DatabaseUnavailable)):
+            raise
+        return _failed(attempt, exc, ctx, trail, log)
+    except PyMongoError as exc:
+        if unreachable(exc):
+            raise DatabaseUnavailable("MongoDB became unreachable while the job ran; it goes on later.") from exc
+        raise
+    usage = ctx.usage
+    log.info("job.succeeded", tokens=sum(u.total_tokens for u in usage), attempt=attempt)
+    return JobOutcome(status=JobStatus.succeeded, attempt=attempt, result=result, usage=usage,
+                      events=trail.events)
 
 
-def _failed(envelope: JobEnvelope, error: TenantqError, ctx: JobContext | None, trail: jobs.Trail) -> Outcome:
-    usage = ctx.usage if ctx else []
-    jobs.fail(envelope.tenant_id, envelope.job_id, error, usage, trail)
-    get_logger(tenant_id=envelope.tenant_id, job_id=envelope.job_id).warning(
-        "job.failed", code=error.code, error=error.message
-    )
-    return Outcome(JobStatus.failed, usage)
+def crashed(attempt: int, exc: BaseException) -> JobOutcome:
+    """The outcome of a run that raised what no handler expects (a bug): failed, with the type named."""
+    error = TenantqError(f"Internal error while running the job: {type(exc).__name__}. It was logged.")
+    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_dict())
+
+
+def _failed(attempt: int, error: TenantqError, ctx: JobContext | None,
+            trail: jobs.Trail, log: Any) -> JobOutcome:
+    log.warning("job.failed", code=error.code, error=error.message)
+    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_dict(),
+                      usage=ctx.usage if ctx else [], events=trail.events)

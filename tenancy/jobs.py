@@ -1,7 +1,8 @@
 """Job records in each tenant's own database: executions, results, token usage and the audit trail.
 
 A job's record is written before its message is queued, so a client can poll it at once and an
-idempotency key (a unique index) decides duplicates even between concurrent producers.
+idempotency key (a unique index) decides duplicates even between concurrent producers. Every write here is
+keyed by the job, so a retried or repeated write (a redelivery, MongoDB coming back) writes nothing twice.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from schemas.jobs import JobEnvelope, JobStatus, JobView
+from schemas.jobs import AuditEvent, JobEnvelope, JobOutcome, JobStatus, JobView
 from schemas.usage import Usage
 from tenancy.mongo import Write, tenant_db, write_grouped
 from tenantq.errors import JobNotFound, TenantqError
@@ -55,83 +56,113 @@ def create(envelope: JobEnvelope, idempotency_key: str | None) -> str | None:
     return None
 
 
-def start(tenant_id: str, job_id: str, attempt: int) -> bool:
-    """Mark a job running; False when it already ended (a duplicate delivery must not run it again).
-    The "started" event goes into the run's `Trail`."""
-    result = tenant_db(tenant_id).executions.update_one(
+@dataclass(frozen=True)
+class Ended:
+    """A job that had already ended when a delivery of it began: that delivery runs nothing."""
+
+    status: JobStatus | None
+    """None: the job has no record (it was deleted)."""
+    usage: Usage | None
+
+
+def start(tenant_id: str, job_id: str, attempt: int) -> Ended | None:
+    """Mark a job running and record this attempt's start in its audit trail at once, so an attempt cut
+    short by a killed worker still leaves its trace. Returns None, or how the job ended when it had already
+    (a delivery after the outcome was recorded must not run it again)."""
+    db = tenant_db(tenant_id)
+    running = db.executions.update_one(
         {"_id": job_id, "status": {"$in": [JobStatus.queued.value, JobStatus.running.value]}},
         {"$set": {"status": JobStatus.running.value, "started_at": now(), "attempts": attempt}},
     )
-    return result.matched_count == 1
+    if running.matched_count == 0:
+        return ended(tenant_id, job_id)
+    _upsert(db.audit_log, _event_doc(job_id, attempt, "start", AuditEvent(event="started", at=now(),
+                                                                         data={"attempt": attempt})))
+    return None
+
+
+def ended(tenant_id: str, job_id: str) -> Ended:
+    """How a job that is no longer queued or running ended, with the usage it recorded."""
+    doc = tenant_db(tenant_id).executions.find_one({"_id": job_id}, {"status": 1, "usage": 1})
+    if doc is None:
+        return Ended(None, None)
+    usage = doc.get("usage")
+    return Ended(JobStatus(str(doc["status"])), Usage.model_validate(usage) if usage else None)
 
 
 @dataclass
 class Trail:
-    """The audit events of one run, each stamped when it happened, written in one round trip when the run
-    ends (with its final event) or stops: a job costs one audit write, not one per step."""
+    """The audit events of one run, each stamped when it happened; they are recorded with the run's outcome."""
 
-    tenant_id: str
-    job_id: str
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
 
     def add(self, event: str, **data: Any) -> None:
-        self.events.append(_event(self.job_id, event, **data))
-
-    def flush(self, *final: dict[str, Any]) -> None:
-        events = self.take(*final)
-        if events:
-            tenant_db(self.tenant_id).audit_log.insert_many(events)
-
-    def take(self, *final: dict[str, Any]) -> list[dict[str, Any]]:
-        """The events so far and `final`, for a caller that writes them; the trail is then empty."""
-        events, self.events = [*self.events, *final], []
-        return events
+        self.events.append(AuditEvent(event=event, at=now(), data=data))
 
 
-def succeed(tenant_id: str, job_id: str, kind: str, result: dict[str, Any], usage: list[Usage],
-            trail: Trail | None = None) -> None:
-    """Record a job's result, usage, end and audit trail, in that order; the record says succeeded only once
-    the result is there. Concurrent jobs of the tenant share the round trips (`write_grouped`)."""
+def record(tenant_id: str, job_id: str, kind: str, outcome: JobOutcome) -> None:
+    """Record how a run ended: its result, one usage document per model call, its audit trail and, last, the
+    job's status, which says succeeded or failed only once everything else is there.
+
+    Every write is keyed by the job (usage by call, events by attempt and step), so recording the same
+    outcome again, after a cut or a redelivery, writes nothing twice. Concurrent jobs of the tenant share
+    the round trips (`write_grouped`)."""
     finished = now()
-    total = sum(usage, Usage(attempts=0)) if usage else Usage(attempts=0)
-    write_grouped(tenant_db(tenant_id), [
-        Write("results", "replace", {"job_id": job_id, "kind": kind, "result": result, "created_at": finished},
-              filter={"job_id": job_id}, upsert=True),
-        *(Write("token_usage", "insert", {"job_id": job_id, "kind": kind, "created_at": finished, **u.model_dump()})
-          for u in usage),
-        Write("executions", "update", {"$set": {
-            "status": JobStatus.succeeded.value, "finished_at": finished, "usage": total.model_dump(),
-        }}, filter={"_id": job_id}),
-        *_audit(trail, tenant_id, job_id,
-                _event(job_id, "succeeded", total_tokens=total.total_tokens, cost_usd=total.cost_usd)),
-    ])
+    total = sum(outcome.usage, Usage(attempts=0))
+    changes: dict[str, Any] = {"status": outcome.status.value, "finished_at": finished,
+                               "finished_attempt": outcome.attempt}
+    if outcome.usage or outcome.status is JobStatus.succeeded:
+        changes["usage"] = total.model_dump()
+    if outcome.error is not None:
+        changes["error"] = outcome.error
+    final = AuditEvent(event=outcome.status.value, at=finished, data={
+        "attempt": outcome.attempt, "total_tokens": total.total_tokens, "cost_usd": total.cost_usd,
+        **({"code": outcome.error.get("code")} if outcome.error else {})})
+    writes: list[Write] = []
+    if outcome.status is JobStatus.succeeded:
+        writes.append(Write("results", "replace", {"job_id": job_id, "kind": kind, "result": outcome.result,
+                                                   "attempt": outcome.attempt, "created_at": finished},
+                            filter={"job_id": job_id}, upsert=True))
+    writes += [_keyed("token_usage", {"_id": f"{job_id}:{n}", "job_id": job_id, "kind": kind,
+                                      "attempt": outcome.attempt, "created_at": finished, **u.model_dump()})
+               for n, u in enumerate(outcome.usage)]
+    writes += [_keyed("audit_log", _event_doc(job_id, outcome.attempt, n, event))
+               for n, event in enumerate([*outcome.events, final])]
+    writes.append(Write("executions", "update", {"$set": changes}, filter={"_id": job_id}))
+    write_grouped(tenant_db(tenant_id), writes)
 
 
-def fail(tenant_id: str, job_id: str, error: TenantqError, usage: list[Usage] | None = None,
-         trail: Trail | None = None) -> None:
-    finished = now()
-    changes: dict[str, Any] = {"status": JobStatus.failed.value, "finished_at": finished, "error": error.to_dict()}
-    if usage:
-        changes["usage"] = sum(usage, Usage(attempts=0)).model_dump()
-    write_grouped(tenant_db(tenant_id), [
-        *(Write("token_usage", "insert", {"job_id": job_id, "created_at": finished, **u.model_dump()})
-          for u in usage or []),
-        Write("executions", "update", {"$set": changes}, filter={"_id": job_id}),
-        *_audit(trail, tenant_id, job_id, _event(job_id, "failed", code=error.code)),
-    ])
-
-
-def _audit(trail: Trail | None, tenant_id: str, job_id: str, final: dict[str, Any]) -> list[Write]:
-    return [Write("audit_log", "insert", event) for event in (trail or Trail(tenant_id, job_id)).take(final)]
+def fail(tenant_id: str, job_id: str, error: TenantqError) -> bool:
+    """Fail a job that has not ended (outside a run: refused, undeliverable, out of attempts); False when it
+    had ended already, which it keeps."""
+    db = tenant_db(tenant_id)
+    failed = db.executions.update_one(
+        {"_id": job_id, "status": {"$in": [JobStatus.queued.value, JobStatus.running.value]}},
+        {"$set": {"status": JobStatus.failed.value, "finished_at": now(), "error": error.to_dict()}},
+    )
+    if failed.matched_count:
+        _upsert(db.audit_log, _event_doc(job_id, 0, "failed", AuditEvent(event="failed", at=now(),
+                                                                          data={"code": error.code})))
+    return bool(failed.matched_count)
 
 
 def audit(tenant_id: str, job_id: str, event: str, **data: Any) -> None:
     """Write one audit event now (outside a run; inside one, events go into its `Trail`)."""
-    tenant_db(tenant_id).audit_log.insert_one(_event(job_id, event, **data))
+    doc = _event_doc(job_id, 0, event, AuditEvent(event=event, at=now(), data=data))
+    _upsert(tenant_db(tenant_id).audit_log, doc)
 
 
-def _event(job_id: str, event: str, **data: Any) -> dict[str, Any]:
-    return {"job_id": job_id, "event": event, "at": now(), "data": data}
+def _event_doc(job_id: str, attempt: int, step: int | str, event: AuditEvent) -> dict[str, Any]:
+    return {"_id": f"{job_id}:{attempt}:{step}", "job_id": job_id, **event.model_dump()}
+
+
+def _keyed(collection: str, doc: dict[str, Any]) -> Write:
+    """A write of `doc` by its _id: the first one inserts it, a repeat replaces it with itself."""
+    return Write(collection, "replace", doc, filter={"_id": doc["_id"]}, upsert=True)
+
+
+def _upsert(collection: Any, doc: dict[str, Any]) -> None:
+    collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
 def view(tenant_id: str, job_id: str) -> JobView:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, PyMongoError, WriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from schemas.ids import TENANT_ID_RE
-from tenantq.errors import InvalidTenantId
+from tenantq.errors import DatabaseUnavailable, InvalidTenantId
+from tenantq.logs import get_logger
 from tenantq.settings import get_settings
 
 Doc = dict[str, object]
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _client: MongoClient[Doc] | None = None
@@ -72,6 +75,35 @@ def client() -> MongoClient[Doc]:
             )
             _client_pid = os.getpid()
         return _client
+
+
+def unreachable(error: BaseException) -> bool:
+    """A failure of MongoDB being there (down, restarting, unreachable, failing over), not of the request."""
+    return isinstance(error, ConnectionFailure) or (
+        isinstance(error, PyMongoError) and error.has_error_label("RetryableWriteError"))
+
+
+def durable(operation: Callable[[], T], what: str, wait_s: float | None = None) -> T:
+    """Run `operation`, retrying it with backoff while MongoDB is unreachable, for up to `wait_s` (default:
+    MONGODB_OUTAGE_WAIT_S); then raise DatabaseUnavailable. The operation must be idempotent: a write that
+    MongoDB applied before the connection dropped is sent again."""
+    limit = get_settings().mongodb.outage_wait_s if wait_s is None else wait_s
+
+    def waiting(state: Any) -> None:
+        get_logger().warning("mongodb.unreachable", what=what, attempt=state.attempt_number,
+                             error=type(state.outcome.exception()).__name__)
+
+    try:
+        for attempt in Retrying(stop=stop_after_delay(limit), wait=wait_random_exponential(multiplier=0.2, max=5),
+                                retry=retry_if_exception(unreachable), before_sleep=waiting, reraise=True):
+            with attempt:
+                return operation()
+    except PyMongoError as error:
+        if not unreachable(error):
+            raise
+        raise DatabaseUnavailable(f"MongoDB was unreachable for {limit:g} s while {what}; the job is kept and "
+                                  "goes on once it is back. Check MONGODB_URL and the server.") from error
+    raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
 
 
 def reset() -> None:
@@ -154,7 +186,7 @@ def write_grouped(db: Database[Doc], writes: Sequence[Write]) -> None:
     were most of a worker's MongoDB round trips; grouped, the callers that arrive while a group is being
     written go together in the next one: one bulk write per collection for all of them (group commit).
     Alone, a caller writes at once; nobody waits for a timer. Callers must write their collections in one
-    consistent order (jobs: results, token_usage, executions, audit_log); one that does not is written alone.
+    consistent order (jobs: results, token_usage, audit_log, executions); one that does not is written alone.
     """
     if not writes:
         return

@@ -72,6 +72,12 @@ class Admission:
 
 
 @dataclass(frozen=True)
+class Claim:
+    kept: str | None
+    """An earlier delivery's finished run (a JobOutcome as JSON) that was never recorded, if any."""
+
+
+@dataclass(frozen=True)
 class Reaped:
     requeued: int
     exhausted: list[str]
@@ -98,7 +104,7 @@ class TenantQueues:
         self.p = prefix
         self._scripts = {
             name: client.register_script(_script_source(name))
-            for name in ("enqueue", "admit", "claim", "renew", "finish", "reap", "ring")
+            for name in ("enqueue", "admit", "claim", "renew", "finish", "reap", "ring", "hand_back", "settle")
         }
 
     def _run(self, name: str, *args: Any) -> Any:
@@ -166,8 +172,16 @@ class TenantQueues:
         rejected = [Rejected(j, r, e) for j, r, e in _triples(result[1])]
         return Admission(admitted, rejected, int(result[2]))
 
-    def claim(self, job_id: str, attempt: int, lease_ttl_s: float) -> bool:
-        return bool(self._run("claim", job_id, attempt, int((time.time() + lease_ttl_s) * 1000)))
+    def claim(self, job_id: str, attempt: int, lease_ttl_s: float) -> Claim | None:
+        """Claim this delivery's lease; None for a stale delivery (the lease expired and was handed on)."""
+        answer = self._run("claim", job_id, attempt, int((time.time() + lease_ttl_s) * 1000))
+        if not answer:
+            return None
+        return Claim(kept=answer[1] or None)
+
+    def keep(self, job_id: str, outcome: str) -> None:
+        """Keep a finished run's outcome beside the job's lease until it is recorded (`finish` drops it)."""
+        self.r.hset(f"{self.p}:kept", job_id, outcome)
 
     def renew(self, job_ids: list[str], lease_ttl_s: float) -> int:
         if not job_ids:
@@ -176,6 +190,20 @@ class TenantQueues:
 
     def finish(self, job_id: str, attempt: int, cost_usd: float, tokens: int) -> bool:
         return bool(self._run("finish", job_id, attempt, round(cost_usd * MICRO), tokens))
+
+    def hand_back(self, job_id: str, attempt: int, delay_s: float) -> bool:
+        """Give the slot back and queue the job again after `delay_s`; False when the lease was not ours."""
+        return bool(self._run("hand_back", job_id, attempt, int((time.time() + delay_s) * 1000)))
+
+    def failing(self, limit: int = 50) -> list[str]:
+        """Entries of jobs to fail (refused at admission, out of attempts), oldest first, as stored."""
+        return [str(entry) for entry in self.r.lrange(f"{self.p}:failing", 0, limit - 1)]
+
+    def settle(self, entry: str, cost_usd: float = 0.0, tokens: int = 0) -> bool:
+        """Remove an entry of `failing` once its job's end is recorded, booking the spend of a job that had
+        in fact ended uncharged, in one step; False when another dispatcher settled it first."""
+        month = str(json.loads(entry).get("month") or month_key())
+        return bool(self._run("settle", entry, round(cost_usd * MICRO), tokens, month))
 
     def reap(self, max_attempts: int, limit: int = 100) -> Reaped:
         requeued, exhausted = self._run("reap", int(time.time() * 1000), max_attempts, limit)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 class TenantqError(Exception):
     code: ClassVar[str] = "tenantq_error"
     http_status: ClassVar[int] = 500
+    transient: ClassVar[bool] = False
+    """True for what waiting can fix (an outage): a job that meets it goes back to its queue, not to failed."""
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -109,7 +111,6 @@ class RateLimited(LimitError):
 class ProviderError(TenantqError):
     code = "provider_error"
     http_status = 502
-    transient: ClassVar[bool] = False
 
 
 class ProviderRateLimited(ProviderError):
@@ -129,6 +130,11 @@ class ProviderUnavailable(ProviderError):
     transient = True
 
 
+class CircuitOpen(ProviderUnavailable):
+    """The model failed for the whole fleet, so its circuit is open: no call was made. To a job, that is the
+    provider being unavailable (same code); logs and the error's context say `circuit: open`."""
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request itself (auth, bad request, unknown model): no retry helps."""
 
@@ -137,6 +143,14 @@ class ProviderRejected(ProviderError):
 
 class ModelOutputInvalid(ProviderError):
     code = "model_output_invalid"
+
+
+class DatabaseUnavailable(TenantqError):
+    """MongoDB did not answer while a job was being run or recorded: a reason to wait, never to fail a job."""
+
+    code = "database_unavailable"
+    http_status = 503
+    transient = True
 
 
 class TemplateError(TenantqError):

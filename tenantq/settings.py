@@ -46,6 +46,9 @@ class MongoSettings(BaseSettings):
         description="Each tenant's own database is this prefix plus the tenant id.",
     )
     timeout_ms: int = Field(default=5000, ge=100, description="Server selection and socket timeout.")
+    outage_wait_s: float = Field(
+        default=120.0, ge=0, description="How long a running job waits, retrying with backoff, for an unreachable "
+        "MongoDB before it is handed back to its queue (its finished model output kept in Redis).")
 
 
 class LLMSettings(BaseSettings):
@@ -62,6 +65,10 @@ class LLMSettings(BaseSettings):
     backoff_initial_s: float = Field(default=0.5, ge=0, description="First backoff; it doubles, with jitter.")
     backoff_max_s: float = Field(default=8.0, ge=0, description="Longest single backoff.")
     max_tokens: int = Field(default=512, ge=1, description="Completion tokens when the agent sets none.")
+    breaker_failures: int = Field(default=5, ge=1, description="Transient failures in a row, fleet-wide, "
+                                  "that open a model's circuit: calls to it stop until the cooldown is over.")
+    breaker_cooldown_s: float = Field(default=10.0, gt=0, description="How long an open circuit stays open "
+                                      "before one probe call is let through; it doubles while probes fail.")
     local_model_cost_map: bool = Field(
         default=True, description="Use LiteLLM's bundled price map instead of downloading one at import."
     )
@@ -80,7 +87,13 @@ class FleetSettings(BaseSettings):
     )
     lease_ttl_s: float = Field(default=60.0, gt=1, description="A job's slot expires this long after its "
                                "worker's last heartbeat, so a killed worker leaks no slot.")
-    max_attempts: int = Field(default=3, ge=1, description="Deliveries of one job before it fails for good.")
+    max_attempts: int = Field(default=3, ge=1, description="Workers a job may lose (killed, crashed) before "
+                              "it fails for good.")
+    job_deadline_s: float = Field(default=900.0, gt=0, description="While every model of a job is down, the "
+                                  "job goes back to its queue with a delay until this long after it was "
+                                  "enqueued; then it fails with the provider's reason.")
+    handback_delay_max_s: float = Field(default=60.0, gt=0, description="Longest delay before a handed-back "
+                                        "job is queued again (the delay doubles from 1 s, with jitter).")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait between admission rounds.")
     admit_batch: int = Field(default=64, ge=1, le=1000, description="Jobs admitted per admission round trip.")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest job body the ingress takes.")

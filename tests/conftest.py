@@ -21,6 +21,7 @@ TEST_ENV = {
     "LITELLM_BACKOFF_MAX_S": "0.05",
     "LITELLM_REQUEST_TIMEOUT_S": "10",
     "TENANTQ_DISPATCH_INTERVAL_S": "0.2",
+    "TENANTQ_JOB_DEADLINE_S": "5",
     "TENANTQ_ADMIN_TOKEN": "test-admin-token",
     "LOOPBACK_API_KEY": "sk-loopback-test",
 }

@@ -207,7 +207,7 @@ def test_a_malformed_worker_message_fails_its_job_readably_and_the_worker_keeps_
 def test_outcomes_of_jobs_ending_at_once_all_land_whole_in_their_tenants_database(make_tenant: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from schemas.jobs import JobEnvelope, JobKind, PriorityClass
+    from schemas.jobs import JobEnvelope, JobKind, JobOutcome, JobStatus, PriorityClass
     from schemas.usage import Usage
     from tenancy import jobs
     from tenancy.mongo import tenant_db
@@ -217,17 +217,20 @@ def test_outcomes_of_jobs_ending_at_once_all_land_whole_in_their_tenants_databas
                              priority=PriorityClass.standard, payload=EMAIL, enqueued_at=jobs.now())
                  for _ in range(60)]
     for envelope in envelopes:
-        assert jobs.create(envelope, None) is None and jobs.start(tenant_id, envelope.job_id, 1)
+        assert jobs.create(envelope, None) is None and jobs.start(tenant_id, envelope.job_id, 1) is None
 
     def end(index: int) -> None:
         job_id = envelopes[index].job_id
         usage = [Usage(total_tokens=index + 1, model="m", provider="openai")]
         if index % 3:
-            trail = jobs.Trail(tenant_id, job_id)
+            trail = jobs.Trail()
             trail.add("model_call", total_tokens=index + 1)
-            jobs.succeed(tenant_id, job_id, "email_reply", {"body": f"reply {index}"}, usage, trail)
+            outcome = JobOutcome(status=JobStatus.succeeded, attempt=1, result={"body": f"reply {index}"},
+                                 usage=usage, events=trail.events)
         else:
-            jobs.fail(tenant_id, job_id, InvalidJob(f"job {index} is invalid"), usage)
+            error = InvalidJob(f"job {index} is invalid").to_dict()
+            outcome = JobOutcome(status=JobStatus.failed, attempt=1, error=error, usage=usage)
+        jobs.record(tenant_id, job_id, "email_reply", outcome)
 
     with ThreadPoolExecutor(30) as pool:
         list(pool.map(end, range(len(envelopes))))
@@ -239,10 +242,10 @@ def test_outcomes_of_jobs_ending_at_once_all_land_whole_in_their_tenants_databas
         events = [a["event"] for a in db.audit_log.find({"job_id": envelope.job_id}).sort("at", 1)]
         if index % 3:
             assert view.status == "succeeded" and view.result == {"body": f"reply {index}"}
-            assert events == ["queued", "model_call", "succeeded"]
+            assert events == ["queued", "started", "model_call", "succeeded"]
         else:
             assert view.status == "failed" and view.error is not None and f"job {index}" in view.error["message"]
-            assert events == ["queued", "failed"]
+            assert events == ["queued", "started", "failed"]
         assert db.token_usage.count_documents({"job_id": envelope.job_id}) == 1
 
 

@@ -188,17 +188,31 @@ def test_an_expired_lease_hands_the_job_on_and_gives_its_slot_back(lab: Lab) -> 
     assert lab.q.spend(t).usd == pytest.approx(0.1) and lab.q.spend(t).reserved_usd == 0
 
 
-def test_a_job_whose_leases_keep_expiring_is_given_up_after_the_last_attempt(lab: Lab) -> None:
+def test_a_job_whose_workers_keep_dying_is_given_up_after_the_last_attempt(lab: Lab) -> None:
     t = lab.tenant()
     job = lab.job(t)
     lab.worker(concurrency=10)
     for _ in range(2):
-        lab.admit(ttl_s=0.01)
-        time.sleep(0.05)
+        [admitted] = lab.admit(ttl_s=0.05).admitted
+        assert lab.q.claim(job.job_id, admitted.attempt, 0.05)  # a worker started it, then died
+        time.sleep(0.1)
         reaped = lab.q.reap(max_attempts=2)
     assert reaped.requeued == 0
     assert [json.loads(raw)["job_id"] for raw in reaped.exhausted] == [job.job_id]
     assert lab.int("inflight") == 0 and lab.q.backlog(STANDARD) == 0
+    [entry] = lab.q.failing()
+    assert json.loads(entry)["reason"] == "exhausted", "a dispatcher records its failure durably"
+
+
+def test_a_lease_that_expires_before_its_message_was_taken_costs_the_job_no_attempt(lab: Lab) -> None:
+    t = lab.tenant()
+    lab.job(t)
+    lab.worker(concurrency=10)
+    for attempt in range(1, 6):  # the message waited behind busy workers each time, never started
+        assert [a.attempt for a in lab.admit(ttl_s=0.01).admitted] == [attempt]
+        time.sleep(0.05)
+        assert lab.q.reap(max_attempts=2).requeued == 1
+    assert lab.q.failing() == [] and lab.q.backlog(STANDARD) == 1
 
 
 def test_a_job_waits_for_reservations_in_flight_and_is_refused_once_the_budget_cannot_hold_it(lab: Lab) -> None:

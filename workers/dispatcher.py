@@ -11,6 +11,7 @@ their decisions atomic, so any number of dispatchers share the work.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from typing import Any
@@ -18,11 +19,14 @@ from typing import Any
 import redis
 from celery import bootsteps
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
+from schemas.usage import Usage
 from tenancy import jobs
+from tenancy.mongo import durable
 from tenancy.queues import CeleryRoute, TenantQueues, get_queues
-from tenantq.errors import BudgetExceeded, TenantqError
+from tenantq.errors import BudgetExceeded, DatabaseUnavailable, TenantqError
 from tenantq.logs import get_logger
 from tenantq.settings import get_settings
 from workers import leases
@@ -76,41 +80,53 @@ class Dispatcher:
             admission = queues.admit(list(PriorityClass), lease_ttl_s=fleet.lease_ttl_s, batch=fleet.admit_batch,
                                      fleet_cap=fleet.fleet_max_in_flight, route=self.route)
             for rejected in admission.rejected:
-                self._reject(rejected.envelope, rejected.reason)
+                self.log.warning("job.rejected", job_id=rejected.job_id, reason=rejected.reason)
             admitted += len(admission.admitted)
             if len(admission.admitted) < fleet.admit_batch and not admission.rejected:
                 return admitted
 
     def housekeeping(self, queues: TenantQueues) -> None:
-        """Heartbeat (this worker's capacity), lease renewal of its running jobs, and the reaper."""
+        """Heartbeat (this worker's capacity), lease renewal of its running jobs, the reaper, and the jobs
+        to fail that admission and the reaper listed."""
         fleet = self.fleet
         queues.register_worker(self.name, self.classes, self.concurrency, max(5.0, fleet.dispatch_interval_s * 6))
         queues.renew(leases.held(), fleet.lease_ttl_s)
-        reaped = queues.reap(fleet.max_attempts)
-        for raw in reaped.exhausted:
-            self._fail_exhausted(raw)
+        queues.reap(fleet.max_attempts)
+        for entry in queues.failing():
+            try:
+                self._fail(queues, entry)
+            except (DatabaseUnavailable, PyMongoError) as exc:  # MongoDB is away: the entry waits for it
+                self.log.warning("dispatcher.fail_deferred", error=type(exc).__name__)
+                return
 
-    def _reject(self, raw: str, reason: str) -> None:
+    def _fail(self, queues: TenantQueues, entry: str) -> None:
+        """Record the end of a job listed to fail, then settle its entry: once recorded, never lost."""
         try:
-            env = JobEnvelope.model_validate_json(raw)
-        except ValidationError:
-            get_queues().dead_letter(f"rejected ({reason}) and undecodable", None, raw)
+            item = json.loads(entry)
+            env = JobEnvelope.model_validate_json(item["env"])
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            queues.dead_letter(f"a job to fail that cannot be read: {type(exc).__name__}", None, entry)
+            queues.settle(entry)
             return
-        error = BudgetExceeded(
-            f"The job needs an estimated ${env.estimate_usd:.6f} ({env.estimate_tokens} tokens), more than is "
-            "left of the tenant's monthly budget; it was not run. Raise the plan's budget or wait for the "
-            "next month.", tenant_id=env.tenant_id, job_id=env.job_id)
-        jobs.fail(env.tenant_id, env.job_id, error)
-        self.log.warning("job.rejected", tenant_id=env.tenant_id, job_id=env.job_id, reason=reason)
+        error = self._reason(env, str(item.get("reason")))
+        if durable(lambda: jobs.fail(env.tenant_id, env.job_id, error), "failing a job", wait_s=0):
+            self.log.warning("job.failed", tenant_id=env.tenant_id, job_id=env.job_id, code=error.code)
+            queues.settle(entry)
+            return
+        # It had ended after all (its outcome recorded, its spend never charged): charge what it recorded.
+        usage = durable(lambda: jobs.ended(env.tenant_id, env.job_id), "reading a job", wait_s=0).usage
+        usage = usage or Usage(attempts=0)
+        queues.settle(entry, usage.cost_usd, usage.total_tokens)
 
-    def _fail_exhausted(self, raw: str) -> None:
-        try:
-            env = JobEnvelope.model_validate_json(raw)
-            jobs.fail(env.tenant_id, env.job_id, TenantqError(
-                f"The job's worker was lost {self.fleet.max_attempts} times; it was not retried again. "
-                "Check worker logs for crashes or memory limits.", tenant_id=env.tenant_id, job_id=env.job_id))
-        except (ValidationError, TenantqError) as exc:
-            get_queues().dead_letter(f"out of attempts: {exc}", None, raw)
+    def _reason(self, env: JobEnvelope, reason: str) -> TenantqError:
+        if reason == "budget_exceeded":
+            return BudgetExceeded(
+                f"The job needs an estimated ${env.estimate_usd:.6f} ({env.estimate_tokens} tokens), more than "
+                "is left of the tenant's monthly budget; it was not run. Raise the plan's budget or wait for "
+                "the next month.", tenant_id=env.tenant_id, job_id=env.job_id)
+        return TenantqError(
+            f"The job's worker was lost {self.fleet.max_attempts} times; it was not retried again. Check worker "
+            "logs for crashes or memory limits.", tenant_id=env.tenant_id, job_id=env.job_id)
 
 
 class DispatcherStep(bootsteps.StartStopStep):

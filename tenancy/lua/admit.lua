@@ -125,6 +125,9 @@ local function admit_class(c, free)
             verdict = 'sleep'
           end
           if verdict == 'reject' then
+            -- Failed durably by a dispatcher from P:failing, in the same step as it leaves the queue.
+            redis.call('RPUSH', P .. ':failing',
+              cjson.encode({reason = 'budget_exceeded', t = t, month = month, env = raw}))
             table.insert(rejected, env.job_id)
             table.insert(rejected, 'budget_exceeded')
             table.insert(rejected, raw)

@@ -51,6 +51,8 @@ local function release_lease(P, job_id)
   redis.call('HDEL', P .. ':lease', job_id)
   local env = redis.call('HGET', P .. ':lease:env', job_id)
   redis.call('HDEL', P .. ':lease:env', job_id)
+  m.claimed = redis.call('HGET', P .. ':claimed', job_id) == tostring(m.a)
+  redis.call('HDEL', P .. ':claimed', job_id)
   redis.call('HINCRBY', tenant_key(P, m.t), 'inflight', -1)
   redis.call('DECR', P .. ':inflight:' .. m.c)
   redis.call('DECR', P .. ':inflight')
@@ -59,4 +61,11 @@ local function release_lease(P, job_id)
   hincr(sk, 'reserved_tokens', -m.et)
   m.env = env
   return m
+end
+
+-- A job is done with the queues: its delivery number, lost-worker count and kept outcome go.
+local function forget_job(P, job_id)
+  redis.call('HDEL', P .. ':attempt', job_id)
+  redis.call('HDEL', P .. ':lost', job_id)
+  redis.call('HDEL', P .. ':kept', job_id)
 end

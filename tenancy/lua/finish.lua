@@ -1,5 +1,6 @@
--- ARGV: prefix, job_id, attempt, cost_micro_usd, tokens. A job ended: its slot and reservation are given
--- back, the real spend is booked in the month it was admitted, and its tenant rejoins the rings.
+-- ARGV: prefix, job_id, attempt, cost_micro_usd, tokens. A job's outcome is recorded: its slot and
+-- reservation are given back, the real spend is booked in the month it was admitted (once: only the
+-- delivery holding the lease books it), its kept outcome is dropped, and its tenant rejoins the rings.
 -- Returns 1, or 0 when the lease was no longer this delivery's (it expired and the job was handed on).
 local P, job_id, attempt = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local usd, tokens = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -10,7 +11,7 @@ local sk = P .. ':spend:' .. m.t .. ':' .. m.month
 hincr(sk, 'usd', usd)
 hincr(sk, 'tokens', tokens)
 redis.call('HINCRBY', sk, 'jobs', 1)
-redis.call('HDEL', P .. ':attempt', job_id)
+forget_job(P, job_id)
 ring_tenant(P, m.t)
 wake(P)
 return 1
