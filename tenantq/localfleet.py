@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -62,7 +63,11 @@ class Process:
 
 
 class LocalFleet:
-    """Services plus processes, in one context manager. `env` is what every child runs with."""
+    """Services plus processes, in one context manager. `env` is what every child runs with; inside it,
+    `redis_url` and `mongodb_url` are where the fleet's Redis and MongoDB are, started here or configured."""
+
+    redis_url: str
+    mongodb_url: str
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
@@ -74,20 +79,24 @@ class LocalFleet:
     def __enter__(self) -> LocalFleet:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env.setdefault("TENANTQ_DATA_DIR", str(self.data_dir))
-        if not (self.env.get("REDIS_URL") or os.environ.get("REDIS_URL")):
-            redis_service = services.start_redis(self.data_dir)
-            self._services.append(redis_service)
-            self.env["REDIS_URL"] = redis_service.url
-        if not (self.env.get("MONGODB_URL") or os.environ.get("MONGODB_URL")):
-            mongo_service = services.start_mongo(self.data_dir)
-            self._services.append(mongo_service)
-            self.env["MONGODB_URL"] = mongo_service.url
+        self.redis_url = self._service_url("REDIS_URL", services.start_redis)
+        self.mongodb_url = self._service_url("MONGODB_URL", services.start_mongo)
         os.environ.update(self.env)
         _reset_process_state()
         from tenancy.seed import ensure_defaults
 
         ensure_defaults()
         return self
+
+    def _service_url(self, name: str, start: Callable[[Path], services.Service]) -> str:
+        """The configured URL, else that of a server started under the data dir."""
+        url = self.env.get(name) or os.environ.get(name)
+        if not url:
+            service = start(self.data_dir)
+            self._services.append(service)
+            url = service.url
+        self.env[name] = url
+        return url
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:

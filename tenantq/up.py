@@ -33,7 +33,7 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
     admin_token = os.environ.get("TENANTQ_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     env["TENANTQ_ADMIN_TOKEN"] = admin_token
     with LocalFleet(data_dir, env) as fleet:
-        click.echo(f"redis    {fleet.env['REDIS_URL']}\nmongodb  {fleet.env['MONGODB_URL']}")
+        click.echo(f"redis    {fleet.redis_url}\nmongodb  {fleet.mongodb_url}")
         _prepare_master_data(fleet)
         for _ in range(workers):
             fleet.start_worker(concurrency=concurrency or 128, wait=False)
@@ -44,7 +44,7 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
         fleet.start("flower", [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
                                f"--port={flower_port}", "--address=127.0.0.1"])
         (fleet.data_dir / "fleet.json").write_text(json.dumps({
-            "REDIS_URL": fleet.env["REDIS_URL"], "MONGODB_URL": fleet.env["MONGODB_URL"],
+            "REDIS_URL": fleet.redis_url, "MONGODB_URL": fleet.mongodb_url,
             "ingress": ingress_url, "flower": flower_url,
         }, indent=2))
         for process in fleet.processes:
