@@ -2,7 +2,7 @@
 (and never imports LiteLLM).
 
 Outside `tenantq up`, commands reach the fleet through REDIS_URL and MONGODB_URL; where those are unset
-they use the embedded fleet that `tenantq up` recorded in `<data dir>/fleet.json`.
+they use the fleet that `tenantq up` recorded in `<data dir>/fleet.json` while it runs.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import click
 
 
 def _connect() -> None:
-    """Point this process at the running fleet: the environment, else the embedded fleet's state file."""
+    """Point this process at the running fleet: the environment, else the fleet recorded in the data dir."""
+    from tenantq.fleetstate import read_state
     from tenantq.settings import get_settings
 
-    state = Path(os.environ.get("TENANTQ_DATA_DIR", ".tenantq")) / "fleet.json"
-    if state.exists():
-        recorded = json.loads(state.read_text())
-        os.environ.setdefault("REDIS_URL", recorded["REDIS_URL"])
-        os.environ.setdefault("MONGODB_URL", recorded["MONGODB_URL"])
     get_settings.cache_clear()
+    if not (os.environ.get("REDIS_URL") and os.environ.get("MONGODB_URL")):
+        recorded = read_state(get_settings().fleet.data_dir)
+        if recorded:
+            os.environ.setdefault("REDIS_URL", recorded["REDIS_URL"])
+            os.environ.setdefault("MONGODB_URL", recorded["MONGODB_URL"])
+            get_settings.cache_clear()
     settings = get_settings()
     settings.redis_url  # noqa: B018  (raises a clear ConfigurationError when unset)
     settings.mongodb_url  # noqa: B018
