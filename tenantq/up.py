@@ -23,6 +23,7 @@ import httpx
 
 from tenantq import fleetstate
 from tenantq.localfleet import LocalFleet
+from tenantq.reach import public_url
 
 
 def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, flower_port: int, demo: bool,
@@ -38,7 +39,7 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
     with LocalFleet(data_dir, env) as fleet, fleetstate.recorded(fleet.data_dir, {
         "REDIS_URL": fleet.redis_url, "MONGODB_URL": fleet.mongodb_url, "ingress": ingress_url, "flower": flower_url,
     }):
-        click.echo(f"redis    {fleet.redis_url}\nmongodb  {fleet.mongodb_url}")
+        click.echo(f"redis    {public_url(fleet.redis_url)}\nmongodb  {public_url(fleet.mongodb_url)}")
         _prepare_master_data(fleet)
         for _ in range(workers):
             fleet.start_worker(concurrency=concurrency or 128, wait=False)

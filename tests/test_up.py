@@ -4,6 +4,7 @@ on its data dir, and the commands that reach its fleet, when it is there and whe
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,30 @@ def test_services_a_killed_up_left_running_keep_its_data_dir_until_they_stop(tmp
     again = run_up({}, data_dir, "--workers", "0", "--exit-after-demo")
     assert again.returncode == 0, again.stdout + again.stderr
     assert not (data_dir / "fleet.json").exists()
+
+
+CHAT = {"message": "Is the blue Tiguan still there?", "conversation_id": "c1", "lead_id": "l1"}
+DOWN_CASES = [
+    ("Redis", ["queues"]),
+    ("MongoDB", ["queues"]),
+    ("MongoDB", ["tenants", "list"]),
+    ("Redis", ["enqueue", "--tenant", "acme", "chat_draft", json.dumps(CHAT)]),
+    ("MongoDB", ["result", "--tenant", "acme", "job-1"]),
+]
+
+
+@pytest.mark.parametrize(("down", "command"), DOWN_CASES, ids=[f"{d}-{c[0]}" for d, c in DOWN_CASES])
+def test_a_command_that_cannot_reach_the_fleet_says_so_in_one_line_within_2_s(
+        services: dict[str, str], tmp_path: Path, down: str, command: list[str]) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = {"REDIS_URL": services["REDIS_URL"], "MONGODB_URL": services["MONGODB_URL"]}
+    if down == "Redis":
+        env["REDIS_URL"], shown = f"redis://ops:s3cret@{address}/0", f"redis://{address}/0"
+    else:
+        env["MONGODB_URL"] = f"mongodb://ops:s3cret@{address}/?directConnection=true"
+        shown = f"mongodb://{address}/?directConnection=true"
+    done, took = timed_tenantq(env, tmp_path, *command)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert one_line(done.stderr) == f"error: cannot reach {down} at {shown}: is the fleet running? (tenantq up)"
+    assert "s3cret" not in done.stdout + done.stderr
+    assert took < 2, f"{took:.1f} s"
