@@ -62,6 +62,7 @@ def timed_tenantq(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subp
     took = tmp_path / f"took-{uuid.uuid4().hex[:6]}"
     done = subprocess.run([sys.executable, "-c", TIMED, str(took), *args], env=command_env(env),
                           capture_output=True, text=True, timeout=60)
+    assert took.exists(), done.stderr
     return done, float(took.read_text())
 
 
