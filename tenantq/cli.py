@@ -2,36 +2,63 @@
 (and never imports LiteLLM).
 
 Outside `tenantq up`, commands reach the fleet through REDIS_URL and MONGODB_URL; where those are unset
-they use the embedded fleet that `tenantq up` recorded in `<data dir>/fleet.json`.
+they use the fleet that `tenantq up` recorded in `<data dir>/fleet.json` while it runs. A command that cannot
+reach the fleet says so in one line within about a second (tenantq.reach).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
+if TYPE_CHECKING:
+    from tenantq.settings import Settings
 
-def _connect() -> None:
-    """Point this process at the running fleet: the environment, else the embedded fleet's state file."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _connect() -> Settings:
+    """Point this process at the running fleet: the environment, else the fleet recorded in the data dir."""
+    from tenantq.fleetstate import read_state
     from tenantq.settings import get_settings
 
-    state = Path(os.environ.get("TENANTQ_DATA_DIR", ".tenantq")) / "fleet.json"
-    if state.exists():
-        recorded = json.loads(state.read_text())
-        os.environ.setdefault("REDIS_URL", recorded["REDIS_URL"])
-        os.environ.setdefault("MONGODB_URL", recorded["MONGODB_URL"])
     get_settings.cache_clear()
+    if not (os.environ.get("REDIS_URL") and os.environ.get("MONGODB_URL")):
+        recorded = read_state(get_settings().fleet.data_dir)
+        if recorded:
+            os.environ.setdefault("REDIS_URL", recorded["REDIS_URL"])
+            os.environ.setdefault("MONGODB_URL", recorded["MONGODB_URL"])
+            get_settings.cache_clear()
     settings = get_settings()
     settings.redis_url  # noqa: B018  (raises a clear ConfigurationError when unset)
     settings.mongodb_url  # noqa: B018
     from tenantq.logs import configure
 
     configure(settings.fleet.log_level, settings.fleet.log_json)
+    return settings
+
+
+def _reaches_fleet(command: Callable[P, R]) -> Callable[P, R]:
+    """A command that works on the fleet's Redis and MongoDB: it connects and probes both first, and a fleet
+    it cannot reach is one line and exit code 2, never a traceback nor a wait of seconds."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from tenantq.reach import reaching_fleet
+
+        settings = _connect()
+        with reaching_fleet(settings.redis_url, settings.mongodb_url):
+            return command(*args, **kwargs)
+
+    return run
 
 
 def _fail(exc: Exception) -> None:
@@ -146,6 +173,7 @@ def _plan(base: dict[str, Any], **given: Any) -> Any:
 @click.option("--template", "template_id", default="default", show_default=True)
 @click.option("--currency", default="EUR", show_default=True)
 @_plan_options
+@_reaches_fleet
 def tenants_create(tenant_id: str, name: str | None, template_id: str, currency: str, **plan: Any) -> None:
     """Create a tenant; prints its new API key alone on the last line."""
     from pydantic import ValidationError
@@ -155,7 +183,6 @@ def tenants_create(tenant_id: str, name: str | None, template_id: str, currency:
     from tenancy.seed import ensure_defaults
     from tenantq.errors import InvalidTenantId
 
-    _connect()
     ensure_defaults()
     try:
         spec = TenantCreate(tenant_id=tenant_id, name=name, template_id=template_id, currency=currency,
@@ -168,11 +195,11 @@ def tenants_create(tenant_id: str, name: str | None, template_id: str, currency:
 
 
 @tenants.command("list")
+@_reaches_fleet
 def tenants_list() -> None:
     """List tenants with their status and plan."""
     from tenancy.registry import list_tenants
 
-    _connect()
     for t in list_tenants():
         click.echo(f"{t.tenant_id:32} {t.status.value:10} {t.plan.model_dump_json(exclude_none=True)}")
 
@@ -180,11 +207,11 @@ def tenants_list() -> None:
 @tenants.command("plan")
 @click.argument("tenant_id")
 @_plan_options
+@_reaches_fleet
 def tenants_plan(tenant_id: str, **plan: Any) -> None:
     """Change a tenant's plan (weight, cap, budgets, rate limits)."""
     from tenancy.registry import get_tenant, update_plan
 
-    _connect()
     tenant = update_plan(tenant_id, _plan(get_tenant(tenant_id).plan.model_dump(), **plan))
     click.echo(tenant.plan.model_dump_json(exclude_none=True))
 
@@ -193,12 +220,12 @@ def _set_status(tenant_id: str, status: str) -> None:
     from schemas.tenants import TenantStatus
     from tenancy.registry import set_status
 
-    _connect()
     click.echo(f"{tenant_id} {set_status(tenant_id, TenantStatus(status)).status.value}")
 
 
 @tenants.command("suspend")
 @click.argument("tenant_id")
+@_reaches_fleet
 def tenants_suspend(tenant_id: str) -> None:
     """Stop serving a tenant: new jobs are refused, queued ones wait."""
     _set_status(tenant_id, "suspended")
@@ -206,6 +233,7 @@ def tenants_suspend(tenant_id: str) -> None:
 
 @tenants.command("resume")
 @click.argument("tenant_id")
+@_reaches_fleet
 def tenants_resume(tenant_id: str) -> None:
     """Serve a suspended tenant again, its queued jobs first."""
     _set_status(tenant_id, "active")
@@ -217,11 +245,11 @@ def tenants_resume(tenant_id: str) -> None:
 @click.argument("payload")
 @click.option("--idempotency-key", default=None)
 @click.option("--priority", default=None)
+@_reaches_fleet
 def enqueue(tenant_id: str, kind: str, payload: str, idempotency_key: str | None, priority: str | None) -> None:
     """Submit a job straight to the fleet; PAYLOAD is JSON (or @file.json). Prints the job id."""
     from tenantq.client import Client
 
-    _connect()
     text = Path(payload[1:]).read_text() if payload.startswith("@") else payload
     try:
         body = json.loads(text)
@@ -234,11 +262,11 @@ def enqueue(tenant_id: str, kind: str, payload: str, idempotency_key: str | None
 @click.option("--tenant", "tenant_id", required=True)
 @click.argument("job_id")
 @click.option("--wait", "wait_s", default=0.0, help="Seconds to wait for the job to end.")
+@_reaches_fleet
 def result(tenant_id: str, job_id: str, wait_s: float) -> None:
     """Print a job's status, result and usage as JSON."""
     from tenantq.client import Client
 
-    _connect()
     client = Client(tenant_id=tenant_id)
     job = client.wait(job_id, wait_s) if wait_s else client.get(job_id)
     click.echo(job.model_dump_json(indent=2))
@@ -246,11 +274,11 @@ def result(tenant_id: str, job_id: str, wait_s: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
+@_reaches_fleet
 def queues(as_json: bool) -> None:
     """Each tenant's backlog, oldest job age, jobs in flight and spend this month."""
     from tenantq.reports import print_queue_report
 
-    _connect()
     print_queue_report(as_json)
 
 

@@ -29,6 +29,12 @@ class ConfigurationError(TenantqError):
     code = "configuration_error"
 
 
+class FleetUnreachable(ConfigurationError):
+    """A command cannot reach the fleet's Redis or MongoDB, or the fleet its data dir records has stopped."""
+
+    code = "fleet_unreachable"
+
+
 # --- tenants, keys, input -------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 Starts what is not configured (a private Redis and the nx-27017 MongoDB server when REDIS_URL / MONGODB_URL
 are unset) and real worker, ingress and Flower processes, all on loopback, and stops them in reverse order.
+It holds its data dir's lock (tenantq.fleetstate) from before the first server starts until the last stops.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from tenantq import services
 from tenantq.errors import ConfigurationError
+from tenantq.fleetstate import FleetLock
 
 ALL_CLASSES = ("interactive", "standard", "batch")
 
@@ -62,39 +65,58 @@ class Process:
 
 
 class LocalFleet:
-    """Services plus processes, in one context manager. `env` is what every child runs with."""
+    """Services plus processes, in one context manager. `env` is what every child runs with; inside it,
+    `redis_url` and `mongodb_url` are where the fleet's Redis and MongoDB are, started here or configured."""
+
+    redis_url: str
+    mongodb_url: str
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir.resolve()
         self.log_dir = self.data_dir / "logs"
         self.env = dict(env or {})
+        self.lock = FleetLock(self.data_dir)
         self._services: list[services.Service] = []
         self.processes: list[Process] = []
 
     def __enter__(self) -> LocalFleet:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env.setdefault("TENANTQ_DATA_DIR", str(self.data_dir))
-        if not (self.env.get("REDIS_URL") or os.environ.get("REDIS_URL")):
-            redis_service = services.start_redis(self.data_dir)
-            self._services.append(redis_service)
-            self.env["REDIS_URL"] = redis_service.url
-        if not (self.env.get("MONGODB_URL") or os.environ.get("MONGODB_URL")):
-            mongo_service = services.start_mongo(self.data_dir)
-            self._services.append(mongo_service)
-            self.env["MONGODB_URL"] = mongo_service.url
-        os.environ.update(self.env)
-        _reset_process_state()
-        from tenancy.seed import ensure_defaults
+        self.lock.acquire()
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.env.setdefault("TENANTQ_DATA_DIR", str(self.data_dir))
+            self.redis_url = self._service_url("REDIS_URL", services.start_redis)
+            self.mongodb_url = self._service_url("MONGODB_URL", services.start_mongo)
+            os.environ.update(self.env)
+            _reset_process_state()
+            from tenancy.seed import ensure_defaults
 
-        ensure_defaults()
+            ensure_defaults()
+        except BaseException:
+            self.__exit__(None, None, None)  # a server that did start is stopped, and the lock released
+            raise
         return self
+
+    def _service_url(self, name: str, start: Callable[..., services.Service]) -> str:
+        """The configured URL, else that of a server started under the data dir, which holds the lock too."""
+        url = self.env.get(name) or os.environ.get(name)
+        if not url:
+            assert self.lock.fd is not None
+            service = start(self.data_dir, keep_fds=(self.lock.fd,))
+            self._services.append(service)
+            self.lock.add_holder(service.name, service.process.pid)
+            url = service.url
+        self.env[name] = url
+        return url
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        for service in reversed(self._services):
-            service.stop()
+        try:
+            for process in reversed(self.processes):
+                process.stop()
+            for service in reversed(self._services):
+                service.stop()
+        finally:
+            self.lock.release()
 
     def start_worker(self, *, classes: tuple[str, ...] = ALL_CLASSES, concurrency: int = 128,
                      name: str | None = None, extra_env: dict[str, str] | None = None, wait: bool = True,

@@ -80,8 +80,9 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> Service:
-    """A private redis-server with an append-only file under data_dir, so queued jobs survive a restart."""
+def start_redis(data_dir: Path, port: int | None = None, keep_fds: tuple[int, ...] = ()) -> Service:
+    """A private redis-server with an append-only file under data_dir, so queued jobs survive a restart.
+    It inherits `keep_fds` (the data dir's lock: see tenantq.fleetstate)."""
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -90,7 +91,8 @@ def start_redis(data_dir: Path, port: int | None = None) -> Service:
         redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
         "--appendfsync", "everysec", "--dir", str(redis_dir), "--logfile", str(log), "--maxclients", "10000",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            pass_fds=keep_fds)
     service = Service("redis-server", f"redis://127.0.0.1:{port}/0", proc, log)
 
     def ready() -> bool:
@@ -105,8 +107,9 @@ def start_redis(data_dir: Path, port: int | None = None) -> Service:
     return service
 
 
-def start_mongo(data_dir: Path, port: int | None = None) -> Service:
-    """nx-27017, a MongoDB wire-protocol server over SQLite, one file per database under data_dir."""
+def start_mongo(data_dir: Path, port: int | None = None, keep_fds: tuple[int, ...] = ()) -> Service:
+    """nx-27017, a MongoDB wire-protocol server over SQLite, one file per database under data_dir.
+    It inherits `keep_fds` (the data dir's lock: see tenantq.fleetstate)."""
     db_dir = data_dir / "mongo"
     db_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -116,7 +119,8 @@ def start_mongo(data_dir: Path, port: int | None = None) -> Service:
         binary, "--data-dir", str(db_dir), "--host", "127.0.0.1", "-p", str(port),
         "--log-file", str(log), "--pid-file", str(data_dir / f"nx-27017-{port}.pid"),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            pass_fds=keep_fds)
     service = Service("nx-27017", f"mongodb://127.0.0.1:{port}/?directConnection=true", proc, log)
     _wait_until(lambda: _port_open(port), service, 30)
     return service

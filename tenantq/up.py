@@ -1,8 +1,9 @@
 """`tenantq up`: the whole fleet in the foreground, on its embedded defaults, with a demo batch.
 
-Starts Redis and the nx-27017 MongoDB server where no URL is configured, worker processes, the ingress and
-Flower; records where they listen in `<data dir>/fleet.json` for the other commands; creates the demo
-tenants on first start; runs the demo batch and prints its results and token usage; then keeps serving.
+Takes the data dir's lock (one fleet per data dir); starts Redis and the nx-27017 MongoDB server where no URL
+is configured, worker processes, the ingress and Flower; records where they listen in `<data dir>/fleet.json`
+for the other commands, for as long as it runs; creates the demo tenants on first start; runs the demo batch
+and prints its results and token usage; then keeps serving.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import Any
 import click
 import httpx
 
+from tenantq import fleetstate
 from tenantq.localfleet import LocalFleet
+from tenantq.reach import public_url
 
 
 def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, flower_port: int, demo: bool,
@@ -32,21 +35,18 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
     env = {"TENANTQ_WORKER_CONCURRENCY": str(concurrency)} if concurrency else {}
     admin_token = os.environ.get("TENANTQ_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     env["TENANTQ_ADMIN_TOKEN"] = admin_token
-    with LocalFleet(data_dir, env) as fleet:
-        click.echo(f"redis    {fleet.env['REDIS_URL']}\nmongodb  {fleet.env['MONGODB_URL']}")
+    ingress_url, flower_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{flower_port}"
+    with LocalFleet(data_dir, env) as fleet, fleetstate.recorded(fleet.data_dir, {
+        "REDIS_URL": fleet.redis_url, "MONGODB_URL": fleet.mongodb_url, "ingress": ingress_url, "flower": flower_url,
+    }):
+        click.echo(f"redis    {public_url(fleet.redis_url)}\nmongodb  {public_url(fleet.mongodb_url)}")
         _prepare_master_data(fleet)
         for _ in range(workers):
             fleet.start_worker(concurrency=concurrency or 128, wait=False)
-        ingress_url = f"http://127.0.0.1:{port}"
         fleet.start("ingress", [sys.executable, "-m", "uvicorn", "ingress.app:app", "--host", "127.0.0.1",
                                 "--port", str(port), "--log-level", "warning"])
-        flower_url = f"http://127.0.0.1:{flower_port}"
         fleet.start("flower", [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
                                f"--port={flower_port}", "--address=127.0.0.1"])
-        (fleet.data_dir / "fleet.json").write_text(json.dumps({
-            "REDIS_URL": fleet.env["REDIS_URL"], "MONGODB_URL": fleet.env["MONGODB_URL"],
-            "ingress": ingress_url, "flower": flower_url,
-        }, indent=2))
         for process in fleet.processes:
             if process.name.startswith("worker-"):
                 fleet.wait_registered(process)

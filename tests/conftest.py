@@ -7,9 +7,11 @@ Services start once per session on free ports; every test makes its own tenants,
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -92,6 +94,21 @@ def api(services: dict[str, str]) -> Iterator[Any]:
 
     with TestClient(create_app()) as client:
         yield client
+
+
+FLEET_VARIABLES = ("REDIS_URL", "MONGODB_URL", "TENANTQ_DATA_DIR")
+
+
+def command_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a command on the fleet that `env` names: the session's own REDIS_URL, MONGODB_URL
+    and TENANTQ_DATA_DIR do not leak into it."""
+    return {**{k: v for k, v in os.environ.items() if k not in FLEET_VARIABLES}, **env}
+
+
+def tenantq(env: Mapping[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Runs the `tenantq` command as a user does, in its own process."""
+    return subprocess.run([sys.executable, "-m", "tenantq", *args], env=command_env(env), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
 from typing import Any
 
+from tests.conftest import tenantq
+
 EMAIL = json.dumps({"from": "lead@example.com", "to": "sales@dealer.example", "subject": "Price",
                     "body": "What does the Golf cost?", "message_id": "<cli-1@example.com>", "lead_id": "l-9"})
-
-
-def tenantq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tenantq", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_help_answers_without_importing_litellm() -> None:
