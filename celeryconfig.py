@@ -23,6 +23,9 @@ worker_prefetch_multiplier = 1
 # again). kombu's ack emulation, a Redis copy of each message until its ack, only duplicated that, at two
 # round trips per job on the consumer thread, which paced the whole worker: it is off.
 broker_transport_options = {"queue_order_strategy": "priority", "ack_emulation": False}
+# kombu's Redis transport with a guard where messages are decoded: poison in a Celery queue is dead-lettered
+# with its reason instead of stopping the worker (workers/transport.py).
+broker_transport = "workers.transport:Transport"
 # Payloads are JSON only: no pickle from a shared broker.
 task_serializer = "json"
 result_serializer = "json"

@@ -6,6 +6,7 @@ Services start once per session on free ports; every test makes its own tenants,
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import uuid
@@ -91,6 +92,16 @@ def api(services: dict[str, str]) -> Iterator[Any]:
 
     with TestClient(create_app()) as client:
         yield client
+
+
+_databases = itertools.count(1)
+
+
+def private_redis_db() -> int:
+    """A Redis database number that no other test of the session uses (0 is the session's own)."""
+    db = next(_databases)
+    assert db < 16, "Redis has 16 databases"
+    return db
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
