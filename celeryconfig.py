@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from tenantq.settings import get_settings
 
@@ -31,8 +31,10 @@ task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 # The shared queues: one per priority class, fed by admission (tenancy/queues.py). A worker without -Q
-# serves all three, interactive first; `tenantq worker --classes` narrows it.
-task_queues = [Queue("tenantq.interactive"), Queue("tenantq.standard"), Queue("tenantq.batch")]
+# serves all three, interactive first; `tenantq worker --classes` narrows it. Each has its own exchange and
+# routing key: sharing the default ones delivered a message published there to every class.
+task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name)
+               for name in ("tenantq.interactive", "tenantq.standard", "tenantq.batch")]
 task_default_queue = "tenantq.standard"
 # The tenant database is the source of truth: clients poll job records in MongoDB, so job tasks store no
 # Celery result (a write and a publish per job saved). The backend stays for anything that asks for one.

@@ -8,6 +8,9 @@ message in the dead-letter list with a reason one can act on.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -113,3 +116,29 @@ def test_poison_read_with_basic_get_is_dead_lettered_and_nothing_is_returned(ser
     [letter] = [d for d in queues.dead_letters(10_000) if d["message"] == garbage]
     assert letter["reason"].startswith(f"undeliverable message in Celery queue {queue}: not JSON")
     assert queues.r.llen(queue) == 0
+
+
+def celery_call(url: str, *options: str) -> str:
+    """`celery call` as a person runs it; returns the task id it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "call", "tenantq.noop", "--args", "[{}, 1]", *options],
+        env={**os.environ, "REDIS_URL": url}, capture_output=True, text=True, timeout=60, check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_message_published_to_one_class_is_delivered_once_to_that_class_only(private: PrivateFleet) -> None:
+    r = private.q.r
+    shared = "_kombu.binding.tenantq.standard"
+    # What earlier versions left in Redis: every class queue bound to the default exchange and routing key.
+    r.sadd(shared, *[f"tenantq.standard\x06\x16\x06\x16{q}" for q in CLASSES])
+    worker = private.worker(concurrency=1)
+    wait_for(lambda: r.smembers(shared) == {"tenantq.standard\x06\x16\x06\x16tenantq.standard"}, timeout=30)
+    worker.stop()  # nobody consumes: each published message stays where routing put it
+
+    sent = {q: celery_call(private.url, "--exchange", q, "--routing-key", q) for q in CLASSES}
+    sent["--queue tenantq.batch"] = celery_call(private.url, "--queue", "tenantq.batch")
+    found = {q: [json.loads(raw)["headers"]["id"] for raw in r.lrange(q, 0, -1)] for q in CLASSES}
+    assert sorted(found["tenantq.interactive"]) == [sent["tenantq.interactive"]]
+    assert sorted(found["tenantq.standard"]) == [sent["tenantq.standard"]]
+    assert sorted(found["tenantq.batch"]) == sorted([sent["tenantq.batch"], sent["--queue tenantq.batch"]])

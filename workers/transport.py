@@ -163,11 +163,34 @@ class Channel(kombu_redis.Channel):
                                         exc_info=traceback)
         raise Empty()
 
+    def unbind(self, exchange: str, routing_key: str, queue: str) -> bool:
+        """Remove one binding from the routing table (kombu's Redis transport has no unbind); True if it was
+        there."""
+        member = self.sep.join([routing_key, "", queue])
+        with self.conn_or_acquire() as client:
+            client.srem(self.keyprefix_binding_permanent % (exchange,), member)
+            return bool(client.srem(self.keyprefix_queue % (exchange,), member))
+
 
 class Transport(kombu_redis.Transport):
     """kombu's Redis transport with the guarded channel."""
 
     Channel = Channel
+
+
+def drop_shared_bindings(app: Any) -> int:
+    """Each class queue now has an exchange of its own; before, all three were bound to the default exchange
+    under the default routing key, so one message published there was delivered to every class. Bindings
+    live in Redis and outlast that change: a worker drops them when it starts. Returns how many it dropped."""
+    queues = app.amqp.queues
+    exchange = queues.default_exchange.name
+    routing_key = app.conf.task_default_routing_key or app.conf.task_default_queue
+    stale = [q.name for q in queues.values() if q.exchange is not None and q.exchange.name != exchange]
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        if not isinstance(channel, Channel):
+            return 0
+        return sum(channel.unbind(exchange, routing_key, q) for q in stale)
 
 
 def _excerpt(text: str, message: Any) -> str:
