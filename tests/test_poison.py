@@ -1,28 +1,35 @@
 """Poison never stops a worker: faults injected for real into the Celery queues and the tenant queues.
 
 Raw messages are pushed into the Redis lists a real worker process reads, on a Redis database of the test's
-own; then we count what a person cares about: the worker alive, jobs of every class still run, and every bad
-message in the dead-letter list with a reason one can act on.
+own; then we count what a person cares about: the worker alive, jobs of every class still run, every bad
+message in the dead-letter list with a reason one can act on, and no counter moved by a bad number.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from schemas.jobs import PriorityClass
-from tenancy.queues import get_queues
+from schemas.jobs import MAX_ESTIMATE_TOKENS, JobEnvelope, JobKind, PriorityClass
+from schemas.tenants import Plan
+from tenancy.queues import TenantQueues, get_queues
+from tenantq.errors import InvalidJob
 from tenantq.localfleet import LocalFleet, Process
 from tests.conftest import private_redis_db, wait_for
 from tests.test_admission import PrivateFleet
+from tests.test_queues import Lab
 
+STANDARD = PriorityClass.standard
 CLASSES = [f"tenantq.{c.value}" for c in PriorityClass]
 
 
@@ -31,6 +38,17 @@ def private(fleet: LocalFleet, start_worker: Callable[..., Process]) -> Iterator
     lab = PrivateFleet(fleet, start_worker, private_redis_db())
     yield lab
     lab.q.r.flushdb()
+
+
+@pytest.fixture
+def lab(services: dict[str, str]) -> Iterator[Lab]:
+    queues = TenantQueues(get_queues().r, prefix=f"tqpoison-{uuid.uuid4().hex[:8]}")
+    lab = Lab(queues)
+    yield lab
+    for name in lab.workers:
+        queues.deregister_worker(name)
+    for key in queues.r.scan_iter(f"{queues.p}:*", count=1000):
+        queues.r.delete(key)
 
 
 def kombu_message(queue: str, headers: dict[str, Any], body: str, **properties: Any) -> str:
@@ -142,3 +160,115 @@ def test_a_message_published_to_one_class_is_delivered_once_to_that_class_only(p
     assert sorted(found["tenantq.interactive"]) == [sent["tenantq.interactive"]]
     assert sorted(found["tenantq.standard"]) == [sent["tenantq.standard"]]
     assert sorted(found["tenantq.batch"]) == sorted([sent["tenantq.batch"], sent["--queue tenantq.batch"]])
+
+
+# --- the tenant queues --------------------------------------------------------------------------------------
+
+
+def test_a_message_in_a_tenant_queue_that_is_no_job_is_dead_lettered_with_a_readable_reason(lab: Lab) -> None:
+    t = lab.tenant()
+    bad = {
+        "{this is not json": "undecodable message in tenant queue: not JSON",
+        '[{"job_id": "j-in-a-list"}]': "undecodable message in tenant queue: a JSON array, not a job object",
+        '"a job"': "undecodable message in tenant queue: a JSON string, not a job object",
+        "42": "undecodable message in tenant queue: a JSON number, not a job object",
+        '{"job_id": 42}': "undecodable message in tenant queue: job_id must be a non-empty string, not a JSON number",
+        '{"job_id": ""}': "undecodable message in tenant queue: job_id must be a non-empty string, not an empty one",
+        '{"job_id": null}': "undecodable message in tenant queue: job_id must be a non-empty string, not JSON null",
+        '{"kind": "noop"}': "undecodable message in tenant queue: job_id is missing",
+    }
+    for raw in bad:
+        lab.q._run("enqueue", t, STANDARD.value, raw)
+    good = lab.job(t)
+    lab.worker(concurrency=10)
+    admission = lab.admit()
+    assert [a.job_id for a in admission.admitted] == [good.job_id]
+    assert admission.dead == len(bad)
+    reasons = {d["message"]: d["reason"] for d in lab.q.dead_letters()}
+    for raw, reason in bad.items():
+        assert reasons[raw].startswith(reason), reasons[raw]
+        assert "table: 0x" not in reasons[raw]
+    assert lab.q.backlog(STANDARD) == 0
+
+
+def raw_envelope(tenant_id: str, **numbers: str) -> str:
+    """A job's envelope as a raw producer might push it, with numbers written as given (1e400, NaN, ...)."""
+    envelope = JobEnvelope(job_id=f"j-{uuid.uuid4().hex[:12]}", tenant_id=tenant_id, kind=JobKind.noop,
+                           priority=STANDARD, payload={}, enqueued_at=datetime.now(UTC))
+    fields = envelope.model_dump(mode="json")
+    text = json.dumps({**fields, **{k: f"<{k}>" for k in numbers}})
+    for field, number in numbers.items():
+        text = text.replace(f'"<{field}>"', number)
+    return text
+
+
+def test_absurd_estimates_pushed_into_a_tenant_queue_are_dead_lettered_and_no_counter_moves(lab: Lab) -> None:
+    t = lab.tenant(Plan(monthly_budget_usd=100, monthly_token_budget=10**9, tokens_per_minute=10**9))
+    absurd = [
+        {"estimate_tokens": "1e300"}, {"estimate_tokens": "1e400"}, {"estimate_tokens": "-5"},
+        {"estimate_tokens": "1.5"}, {"estimate_tokens": "NaN"}, {"estimate_tokens": "-Infinity"},
+        {"estimate_tokens": '"5"'}, {"estimate_tokens": str(MAX_ESTIMATE_TOKENS + 1)},
+        {"estimate_usd": "1e300"}, {"estimate_usd": "-0.01"}, {"estimate_usd": "NaN"},
+        {"estimate_usd": "Infinity"}, {"estimate_usd": "1e7"},
+    ]
+    raws = [raw_envelope(t, **numbers) for numbers in absurd]
+    for raw in raws:
+        lab.q._run("enqueue", t, STANDARD.value, raw)
+    good = lab.job(t, usd=0.25, tokens=1_000)
+    lab.worker(concurrency=10)
+    admission = lab.admit()
+    assert [a.job_id for a in admission.admitted] == [good.job_id]
+    assert admission.dead == len(absurd)
+    reasons = {d["message"]: d["reason"] for d in lab.q.dead_letters()}
+    assert reasons[raws[0]] == ("invalid job in tenant queue: estimate_tokens must be a whole number from 0 to "
+                                "1000000000000, not 1e+300")
+    assert reasons[raws[6]].endswith("not a JSON string")
+    assert reasons[raws[8]] == ("invalid job in tenant queue: estimate_usd must be a number from 0 to 1000000, "
+                                "not 1e+300")
+    assert all(reasons[raw].startswith("invalid job in tenant queue: estimate_") for raw in raws)
+
+    spend = lab.q.spend(t)
+    assert (spend.reserved_tokens, spend.reserved_usd) == (1_000, 0.25)  # the good job's reservation only
+    assert lab.q.finish(good.job_id, 1, 0.2, 900)
+    spend = lab.q.spend(t)
+    assert (spend.reserved_tokens, spend.reserved_usd, spend.tokens, spend.usd) == (0, 0, 900, 0.2)
+
+
+def test_an_envelope_with_huge_negative_or_non_finite_numbers_is_refused_before_it_reaches_redis(lab: Lab) -> None:
+    t = lab.tenant()
+    base: dict[str, Any] = {"job_id": "j-bounds", "tenant_id": t, "kind": JobKind.noop, "priority": STANDARD,
+                            "payload": {}, "enqueued_at": datetime.now(UTC)}
+    for numbers in ({"estimate_tokens": 10**300}, {"estimate_tokens": 1e300}, {"estimate_tokens": -1},
+                    {"estimate_tokens": MAX_ESTIMATE_TOKENS + 1}, {"estimate_usd": math.inf},
+                    {"estimate_usd": math.nan}, {"estimate_usd": -0.5}, {"estimate_usd": 1e7}, {"attempt": 10**9}):
+        with pytest.raises(ValidationError):
+            JobEnvelope(**base, **numbers)
+    envelope = JobEnvelope(**base)
+    with pytest.raises(ValidationError):
+        envelope.estimate_tokens = 10**300
+    for unchecked in (JobEnvelope.model_construct(**base, estimate_tokens=10**300, estimate_usd=0.0, attempt=1),
+                      envelope.model_copy(update={"estimate_usd": math.inf})):
+        with pytest.raises(InvalidJob) as refused:
+            lab.q.enqueue(unchecked)
+        assert "estimate_" in refused.value.message and "not enqueued" in refused.value.message
+    assert lab.q.backlog(STANDARD) == 0 and lab.q.r.llen(f"{lab.q.p}:q:{t}:standard") == 0
+
+
+def test_a_job_whose_estimate_is_beyond_what_one_job_may_reserve_is_refused_with_422(
+    api: Any, make_tenant: Any,
+) -> None:
+    from schemas.agents import AgentSettings, ModelConfig
+    from tenancy.registry import register_model
+
+    name = f"absurd-{uuid.uuid4().hex[:8]}"
+    register_model(ModelConfig(name=name, model=f"openai/{name}", input_cost_per_token=1e5,
+                               output_cost_per_token=1e5))
+    tenant_id, key = make_tenant("abs", agent=AgentSettings(model=name, max_tokens=100),
+                                 plan=Plan(monthly_budget_usd=10**9))
+    chat = {"message": "Is the blue one still available?", "conversation_id": "c-1", "lead_id": "l-1"}
+    answer = api.post("/v1/jobs", json={"kind": "chat_draft", "payload": chat},
+                      headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_job" and "more than one job may" in error["message"]
+    assert get_queues().tenant_state(tenant_id)["backlog"] == {"interactive": 0, "standard": 0, "batch": 0}
