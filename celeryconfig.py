@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from tenantq.settings import get_settings
 
@@ -23,13 +23,18 @@ worker_prefetch_multiplier = 1
 # again). kombu's ack emulation, a Redis copy of each message until its ack, only duplicated that, at two
 # round trips per job on the consumer thread, which paced the whole worker: it is off.
 broker_transport_options = {"queue_order_strategy": "priority", "ack_emulation": False}
+# kombu's Redis transport with a guard where messages are decoded: poison in a Celery queue is dead-lettered
+# with its reason instead of stopping the worker (workers/transport.py).
+broker_transport = "workers.transport:Transport"
 # Payloads are JSON only: no pickle from a shared broker.
 task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 # The shared queues: one per priority class, fed by admission (tenancy/queues.py). A worker without -Q
-# serves all three, interactive first; `tenantq worker --classes` narrows it.
-task_queues = [Queue("tenantq.interactive"), Queue("tenantq.standard"), Queue("tenantq.batch")]
+# serves all three, interactive first; `tenantq worker --classes` narrows it. Each has its own exchange and
+# routing key: sharing the default ones delivered a message published there to every class.
+task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name)
+               for name in ("tenantq.interactive", "tenantq.standard", "tenantq.batch")]
 task_default_queue = "tenantq.standard"
 # The tenant database is the source of truth: clients poll job records in MongoDB, so job tasks store no
 # Celery result (a write and a publish per job saved). The backend stays for anything that asks for one.

@@ -7,14 +7,25 @@ failure to queue marks the recorded job failed, so nothing is silently lost.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from schemas.ids import new_job_id
-from schemas.jobs import DEFAULT_CLASS, EnqueueResponse, JobEnvelope, JobKind, JobRequest, JobStatus
+from schemas.jobs import (
+    DEFAULT_CLASS,
+    MAX_ESTIMATE_TOKENS,
+    MAX_ESTIMATE_USD,
+    EnqueueResponse,
+    JobEnvelope,
+    JobKind,
+    JobRequest,
+    JobStatus,
+)
 from schemas.tenants import Plan, TenantStatus
 from tasks.estimate import estimate
 from tenancy import jobs
 from tenancy.queues import get_queues
 from tenancy.registry import ensure_queue, get_tenant
-from tenantq.errors import BudgetExceeded, EnqueueFailed, TenantSuspended, UnknownTenant
+from tenantq.errors import BudgetExceeded, EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 
 
 def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:
@@ -35,10 +46,16 @@ def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:
     kind = JobKind(request.kind)
     payload = request.payload.model_dump(mode="json", by_alias=True)
     tokens, usd = estimate(tenant_id, kind, payload) if _needs_estimate(plan) else (0, 0.0)
-    envelope = JobEnvelope(
-        job_id=new_job_id(), tenant_id=tenant_id, kind=kind, priority=request.priority or DEFAULT_CLASS[kind],
-        payload=payload, enqueued_at=jobs.now(), estimate_tokens=tokens, estimate_usd=usd,
-    )
+    try:
+        envelope = JobEnvelope(
+            job_id=new_job_id(), tenant_id=tenant_id, kind=kind, priority=request.priority or DEFAULT_CLASS[kind],
+            payload=payload, enqueued_at=jobs.now(), estimate_tokens=tokens, estimate_usd=usd,
+        )
+    except ValidationError as exc:  # only the estimate comes from outside the validated request
+        raise InvalidJob(
+            f"The job would reserve {tokens} tokens and ${usd}, more than one job may ({MAX_ESTIMATE_TOKENS} "
+            f"tokens, ${MAX_ESTIMATE_USD}); nothing was enqueued. Check the prices of the tenant's model.",
+            tenant_id=tenant_id) from exc
     earlier = jobs.create(envelope, request.idempotency_key)
     if earlier is not None:
         return EnqueueResponse(job_id=earlier, status=jobs.view(tenant_id, earlier).status, duplicate=True)

@@ -99,8 +99,21 @@ JobRequest = Annotated[EmailReplyJob | ChatDraftJob | ErpAnalysisJob, Field(disc
 """What a producer submits; the tenant comes from its credentials, never from the body."""
 
 
+MAX_ESTIMATE_TOKENS = 10**12
+"""Most tokens one job may reserve: far beyond any real job, far below where Redis's 64-bit counters end."""
+MAX_ESTIMATE_USD = 10**6
+"""Most dollars one job may reserve; admission books them in millionths, so at most 10**12 of those."""
+MAX_ATTEMPT = 1_000
+"""Most deliveries an envelope may count; far above any TENANTQ_MAX_ATTEMPTS in use."""
+
+
 class JobEnvelope(BaseModel):
-    """What travels through the tenant queue and the Celery message: everything a worker needs to run a job."""
+    """What travels through the tenant queue and the Celery message: everything a worker needs to run a job.
+
+    Its numbers are bounded and finite: admission adds them to Redis counters, where an unbounded one
+    overflowed a tenant's spend for good."""
+
+    model_config = ConfigDict(validate_assignment=True)
 
     job_id: str
     tenant_id: str
@@ -108,9 +121,10 @@ class JobEnvelope(BaseModel):
     priority: PriorityClass
     payload: dict[str, Any]
     enqueued_at: datetime
-    attempt: int = Field(default=1, ge=1)
-    estimate_tokens: int = Field(default=0, ge=0, description="Reserved against the tenant's budget.")
-    estimate_usd: float = Field(default=0.0, ge=0)
+    attempt: int = Field(default=1, ge=1, le=MAX_ATTEMPT)
+    estimate_tokens: int = Field(default=0, ge=0, le=MAX_ESTIMATE_TOKENS,
+                                 description="Reserved against the tenant's budget.")
+    estimate_usd: float = Field(default=0.0, ge=0, le=MAX_ESTIMATE_USD, allow_inf_nan=False)
 
 
 class AuditEvent(BaseModel):

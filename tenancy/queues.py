@@ -22,10 +22,11 @@ from importlib import resources
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
-from schemas.jobs import JobEnvelope, PriorityClass
+from schemas.jobs import MAX_ESTIMATE_TOKENS, MAX_ESTIMATE_USD, JobEnvelope, PriorityClass
 from schemas.tenants import Plan, TenantStatus
-from tenantq.errors import EnqueueFailed, TenantSuspended, UnknownTenant
+from tenantq.errors import EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 
 MICRO = 1_000_000
 
@@ -134,11 +135,20 @@ class TenantQueues:
     # --- producers ---------------------------------------------------------------------------------------
 
     def enqueue(self, envelope: JobEnvelope) -> int:
-        """Append a job to its tenant's queue; returns the depth of that queue."""
+        """Append a job to its tenant's queue; returns the depth of that queue.
+
+        The text is checked as admission will read it, since an envelope built without validation
+        (`model_construct`, `model_copy(update=...)`) could carry numbers no Redis counter may take."""
+        text = envelope.model_dump_json()
         try:
-            depth: int = self._run(
-                "enqueue", envelope.tenant_id, envelope.priority.value, envelope.model_dump_json()
-            )
+            JobEnvelope.model_validate_json(text)
+        except ValidationError as exc:
+            fields = exc.errors(include_url=False, include_context=False, include_input=False)
+            names = ", ".join(sorted({".".join(map(str, f["loc"])) for f in fields}))
+            raise InvalidJob(f"The job was not enqueued: {names} out of bounds or invalid; fix what built it.",
+                             tenant_id=envelope.tenant_id, job_id=envelope.job_id, fields=fields) from exc
+        try:
+            depth: int = self._run("enqueue", envelope.tenant_id, envelope.priority.value, text)
         except redis.ResponseError as exc:
             if "UNKNOWN_TENANT" in str(exc):
                 raise UnknownTenant("Tenant has no queue yet.", tenant_id=envelope.tenant_id) from exc
@@ -167,6 +177,7 @@ class TenantQueues:
         result = self._run(
             "admit", ",".join(c.value for c in classes), int(now.timestamp() * 1000), int(lease_ttl_s * 1000),
             batch, month_key(now), now.strftime("%Y%m%d%H%M"), fleet_cap, max_steps or batch * 4 + 16, *celery,
+            MAX_ESTIMATE_TOKENS, MAX_ESTIMATE_USD,
         )
         admitted = [Admitted(j, int(a), e) for j, a, e in _triples(result[0])]
         rejected = [Rejected(j, r, e) for j, r, e in _triples(result[1])]

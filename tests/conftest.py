@@ -6,6 +6,7 @@ Services start once per session on free ports; every test makes its own tenants,
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -109,6 +110,16 @@ def tenantq(env: Mapping[str, str], *args: str, timeout: float = 60) -> subproce
     """Runs the `tenantq` command as a user does, in its own process."""
     return subprocess.run([sys.executable, "-m", "tenantq", *args], env=command_env(env), capture_output=True,
                           text=True, timeout=timeout)
+
+
+_databases = itertools.count(1)
+
+
+def private_redis_db() -> int:
+    """A Redis database number that no other test of the session uses (0 is the session's own)."""
+    db = next(_databases)
+    assert db < 15, "Redis has 16 databases; 15 is test_up's"
+    return db
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -24,7 +24,7 @@ from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from schemas.tenants import Plan, TenantStatus
 from tenancy.queues import TenantQueues, get_queues
 from tenantq.localfleet import LocalFleet, Process
-from tests.conftest import wait_for
+from tests.conftest import private_redis_db, wait_for
 
 STANDARD, INTERACTIVE, BATCH = PriorityClass.standard, PriorityClass.interactive, PriorityClass.batch
 EMAIL = {
@@ -32,7 +32,6 @@ EMAIL = {
     "body": "Do you fit winter tyres on Saturdays?", "message_id": "<adm@example.com>", "lead_id": "lead-4",
 }
 CHAT = {"message": "Is the blue one still available?", "conversation_id": "conv-1", "lead_id": "lead-7"}
-_databases = itertools.count(1)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -96,9 +95,7 @@ class PrivateFleet:
 
 @pytest.fixture
 def private(fleet: LocalFleet, start_worker: Callable[..., Process]) -> Iterator[PrivateFleet]:
-    db = next(_databases)
-    assert db < 16, "Redis has 16 databases"
-    lab = PrivateFleet(fleet, start_worker, db)
+    lab = PrivateFleet(fleet, start_worker, private_redis_db())
     yield lab
     lab.q.r.flushdb()
 

@@ -4,6 +4,8 @@
   of the worker, Celery's own included, passes through the same redaction.
 - `worker_ready`: LiteLLM is imported on a background thread as soon as the worker is up, so the first job
   does not wait seconds for it and `--help` or the ingress never pay for it.
+- `worker_ready`: the class queues' bindings to the shared default exchange, left in Redis by earlier
+  versions, are dropped, so a message published to one class is delivered once (`workers/transport.py`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import logging
 import threading
 from typing import Any
 
+import redis
 from celery.signals import setup_logging, worker_ready
+from kombu.exceptions import OperationalError
 
-from tenantq.logs import configure
+from tenantq.logs import configure, get_logger
 from tenantq.settings import get_settings
+from workers.transport import drop_shared_bindings
 
 
 @setup_logging.connect
@@ -30,3 +35,14 @@ def _warm_up(**_: Any) -> None:
     from providers.runtime import litellm_module
 
     threading.Thread(target=litellm_module, name="tenantq-warm-litellm", daemon=True).start()
+
+
+@worker_ready.connect
+def _drop_shared_bindings(sender: Any, **_: Any) -> None:
+    try:
+        dropped = drop_shared_bindings(sender.app)
+    except (redis.RedisError, OperationalError):  # the next worker to start drops them; admission never used them
+        get_logger().warning("worker.shared_bindings_kept", exc_info=True)
+        return
+    if dropped:
+        get_logger().info("worker.shared_bindings_dropped", count=dropped)

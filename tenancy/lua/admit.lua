@@ -1,16 +1,19 @@
 -- ARGV: prefix, classes (comma separated, in the order they are served), now_ms, lease_ttl_ms, max_batch,
---       month, minute, fleet_cap, max_steps, celery_queue_prefix, tasks_json, default_task.
+--       month, minute, fleet_cap, max_steps, celery_queue_prefix, tasks_json, default_task,
+--       max_estimate_tokens, max_estimate_usd.
 -- Admits up to max_batch jobs, class after class, round robin over each class's ring with a weight per
 -- tenant, within the live worker capacity of the class, the fleet cap, each tenant's cap, budget and rate
 -- limits. With a celery_queue_prefix, each admitted job becomes a Celery message in the queue
 -- celery_queue_prefix..class in the same atomic step, so no lease ever lacks its message and no Python
 -- publisher sits between a free slot and the next job.
 -- Returns {admitted, rejected, dead}: admitted and rejected are flat lists of {job_id, attempt, envelope}
--- and {job_id, reason, envelope}; dead counts undecodable messages moved to the dead-letter list.
+-- and {job_id, reason, envelope}; dead counts messages that cannot be jobs, moved to the dead-letter list
+-- with a reason a person can act on.
 local P, class_list = ARGV[1], ARGV[2]
 local now, ttl, max_batch = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local month, minute, fleet_cap, max_steps = ARGV[6], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local celery_prefix, default_task = ARGV[10] or '', ARGV[12]
+local max_tokens, max_usd = tonumber(ARGV[13]), tonumber(ARGV[14])
 local tasks = {}
 if celery_prefix ~= '' then tasks = cjson.decode(ARGV[11]) end
 
@@ -36,6 +39,49 @@ local function publish(queue, job_id, attempt, raw, kind)
       delivery_info = {exchange = '', routing_key = queue}, delivery_tag = job_id .. '.' .. attempt,
     },
   }))
+end
+
+-- What a decoded value is, in JSON's words (cjson decodes an array and an object alike, as a table).
+local function json_kind(raw, v)
+  if type(v) == 'table' then
+    if string.find(raw, '^%s*%[') then return 'a JSON array' end
+    return 'a JSON object'
+  end
+  if v == NULL then return 'JSON null' end
+  return 'a JSON ' .. type(v)
+end
+
+-- An estimate as admission reserves it: a finite number from 0 to max, whole where asked; absent is 0.
+-- Anything else reached HINCRBY as garbage (1e300 was booked as -9223372036854775808, and every later
+-- finish of the tenant overflowed), and cjson reads NaN, Infinity and hex too: such a job is refused.
+local function estimate(env, field, max, whole)
+  local v = env[field]
+  if v == nil then return 0 end
+  if type(v) == 'number' and v == v and v >= 0 and v <= max and not (whole and v ~= math.floor(v)) then
+    return v
+  end
+  local shown = type(v) == 'number' and tostring(v) or json_kind('', v)
+  return nil, string.format('%s must be %s from 0 to %s, not %s', field,
+    whole and 'a whole number' or 'a number', tostring(max), shown)
+end
+
+-- The job in a raw message and its reservation (env, tokens, micro-USD), or nil and why it cannot be one.
+local function decode_job(raw)
+  local ok, env = pcall(cjson.decode, raw)
+  if not ok then return nil, 'undecodable message in tenant queue: not JSON (' .. tostring(env) .. ')' end
+  if type(env) ~= 'table' or string.find(raw, '^%s*%[') then
+    return nil, 'undecodable message in tenant queue: ' .. json_kind(raw, env) .. ', not a job object'
+  end
+  if env.job_id == nil then return nil, 'undecodable message in tenant queue: job_id is missing' end
+  if type(env.job_id) ~= 'string' or env.job_id == '' then
+    return nil, 'undecodable message in tenant queue: job_id must be a non-empty string, not '
+      .. (env.job_id == '' and 'an empty one' or json_kind('', env.job_id))
+  end
+  local et, why = estimate(env, 'estimate_tokens', max_tokens, true)
+  if et == nil then return nil, 'invalid job in tenant queue: ' .. why end
+  local usd, why_usd = estimate(env, 'estimate_usd', max_usd, false)
+  if usd == nil then return nil, 'invalid job in tenant queue: ' .. why_usd end
+  return env, et, math.floor(usd * 1e6)
 end
 
 local classes = {}
@@ -111,14 +157,13 @@ local function admit_class(c, free)
         park(t)
       else
         redis.call('DECR', P .. ':backlog:' .. c)
-        local ok, env = pcall(cjson.decode, raw)
-        if not ok or type(env) ~= 'table' or type(env.job_id) ~= 'string' then
-          redis.call('RPUSH', P .. ':dead', cjson.encode({tenant = t, class = c, at = now,
-            reason = 'undecodable message in tenant queue: ' .. tostring(env), message = raw}))
+        local env, et, eu = decode_job(raw)
+        if env == nil then
+          local reason = et  -- decode_job's second value, when there is no job
+          redis.call('RPUSH', P .. ':dead', cjson.encode({tenant = t, class = c, at = now, reason = reason,
+            message = raw}))
           dead = dead + 1
         else
-          local et = math.floor(num(env.estimate_tokens, 0))
-          local eu = math.floor(num(env.estimate_usd, 0) * 1e6)
           local sk = P .. ':spend:' .. t .. ':' .. month
           local verdict = budget_verdict(sk, num(h[5], -1), num(h[6], -1), eu, et)
           if verdict == 'admit' and tpm >= 0 and num(r[2], 0) > 0 and num(r[2], 0) + et > tpm then
