@@ -13,6 +13,7 @@ A lease expires unless its worker renews it, so a killed worker leaks no slot: t
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +92,13 @@ class Spend:
     reserved_usd: float
     reserved_tokens: int
     jobs: int
+
+
+def _booked(cost_usd: float, tokens: int) -> tuple[int, int]:
+    """A job's real spend as the Lua scripts book it, in millionths of a dollar and tokens, each within what
+    one job may reserve, so no counter can overflow (a non-finite cost books the most a job may)."""
+    usd = cost_usd if math.isfinite(cost_usd) else MAX_ESTIMATE_USD
+    return round(min(max(usd, 0.0), MAX_ESTIMATE_USD) * MICRO), min(max(int(tokens), 0), MAX_ESTIMATE_TOKENS)
 
 
 def _triples(flat: list[Any]) -> list[tuple[Any, Any, Any]]:
@@ -200,7 +208,7 @@ class TenantQueues:
         return int(self._run("renew", int((time.time() + lease_ttl_s) * 1000), *job_ids))
 
     def finish(self, job_id: str, attempt: int, cost_usd: float, tokens: int) -> bool:
-        return bool(self._run("finish", job_id, attempt, round(cost_usd * MICRO), tokens))
+        return bool(self._run("finish", job_id, attempt, *_booked(cost_usd, tokens)))
 
     def hand_back(self, job_id: str, attempt: int, delay_s: float) -> bool:
         """Give the slot back and queue the job again after `delay_s`; False when the lease was not ours."""
@@ -214,7 +222,7 @@ class TenantQueues:
         """Remove an entry of `failing` once its job's end is recorded, booking the spend of a job that had
         in fact ended uncharged, in one step; False when another dispatcher settled it first."""
         month = str(json.loads(entry).get("month") or month_key())
-        return bool(self._run("settle", entry, round(cost_usd * MICRO), tokens, month))
+        return bool(self._run("settle", entry, *_booked(cost_usd, tokens), month))
 
     def reap(self, max_attempts: int, limit: int = 100) -> Reaped:
         requeued, exhausted = self._run("reap", int(time.time() * 1000), max_attempts, limit)

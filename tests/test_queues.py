@@ -344,3 +344,18 @@ def test_admission_publishes_each_job_as_a_celery_message_carrying_the_envelope_
     assert (attempt, kwargs) == (1, {})
     assert JobEnvelope.model_validate(envelope) == job
     assert envelope["payload"] == payload
+
+
+def test_a_spend_beyond_what_one_job_may_book_is_bounded_and_no_counter_overflows(lab: Lab) -> None:
+    from schemas.jobs import MAX_ESTIMATE_TOKENS, MAX_ESTIMATE_USD
+
+    t = lab.tenant()
+    first, second = lab.job(t), lab.job(t)
+    lab.worker(concurrency=10)
+    admitted = {a.job_id: a.attempt for a in lab.admit().admitted}
+    assert lab.q.claim(first.job_id, admitted[first.job_id], 60)
+    assert lab.q.finish(first.job_id, admitted[first.job_id], float("inf"), 10**30)
+    assert lab.q.claim(second.job_id, admitted[second.job_id], 60)
+    assert lab.q.finish(second.job_id, admitted[second.job_id], float("nan"), -5)
+    spend = lab.q.spend(t)
+    assert spend.usd == 2 * MAX_ESTIMATE_USD and spend.tokens == MAX_ESTIMATE_TOKENS and spend.jobs == 2
