@@ -76,8 +76,8 @@ def start(tenant_id: str, job_id: str, attempt: int) -> Ended | None:
     )
     if running.matched_count == 0:
         return ended(tenant_id, job_id)
-    _upsert(db.audit_log, _event_doc(job_id, attempt, "start", AuditEvent(event="started", at=now(),
-                                                                         data={"attempt": attempt})))
+    started = AuditEvent(event="started", at=now(), data={"attempt": attempt})
+    write_grouped(db, [_keyed("audit_log", _event_doc(job_id, attempt, "start", started))])
     return None
 
 
