@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ingress.admin import router as admin_router
 from ingress.auth import Tenant
+from ingress.live import router as live_router
 from ingress.metrics import FleetCollector
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
@@ -99,6 +100,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(admin_router)
+    app.include_router(live_router)
     return app
 
 

@@ -14,7 +14,7 @@ from schemas.agents import AgentConfig
 from schemas.jobs import JobEnvelope
 from schemas.usage import Usage
 from tasks.prompts import render
-from tenancy import jobs
+from tenancy import events, jobs
 from tenantq.settings import get_settings
 
 AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
@@ -66,5 +66,6 @@ class JobContext:
         return result
 
     def audit(self, event: str, **data: Any) -> None:
-        """Record a step in the job's audit trail; it is recorded with the run's outcome."""
+        """Record a step in the job's audit trail (recorded with the run's outcome) and publish it live."""
         self.trail.add(event, **data)
+        events.publish(self.envelope.job_id, event, "running", **data)

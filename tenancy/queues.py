@@ -207,8 +207,9 @@ class TenantQueues:
             return 0
         return int(self._run("renew", int((time.time() + lease_ttl_s) * 1000), *job_ids))
 
-    def finish(self, job_id: str, attempt: int, cost_usd: float, tokens: int) -> bool:
-        return bool(self._run("finish", job_id, attempt, *_booked(cost_usd, tokens)))
+    def finish(self, job_id: str, attempt: int, cost_usd: float, tokens: int, event: str = "") -> bool:
+        """Give the slot back and book the spend, once; `event` (JSON) is published on the job's channel."""
+        return bool(self._run("finish", job_id, attempt, *_booked(cost_usd, tokens), event))
 
     def hand_back(self, job_id: str, attempt: int, delay_s: float) -> bool:
         """Give the slot back and queue the job again after `delay_s`; False when the lease was not ours."""

@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 from schemas.jobs import JobEnvelope, JobOutcome
 from schemas.usage import Usage
 from tasks import pipeline
-from tenancy import jobs
+from tenancy import events, jobs
 from tenancy.mongo import durable
 from tenancy.queues import get_queues
 from tenantq.errors import InvalidJob, TenantqError
@@ -88,7 +88,11 @@ class TenantJob(Task):
             return {"status": "already_ended"}
         outcome = JobOutcome.model_validate_json(kept) if kept else self._run_and_keep(env, attempt, log)
         durable(lambda: jobs.record(env.tenant_id, env.job_id, env.kind.value, outcome), "recording the outcome")
-        _until_redis_answers(lambda: queues.finish(env.job_id, attempt, outcome.cost_usd, outcome.total_tokens))
+        final = json.dumps(events.event(
+            env.job_id, outcome.status.value, outcome.status.value, result=outcome.result, error=outcome.error,
+            total_tokens=outcome.total_tokens, cost_usd=outcome.cost_usd), default=str)
+        _until_redis_answers(lambda: queues.finish(env.job_id, attempt, outcome.cost_usd, outcome.total_tokens,
+                                                   final))
         return {"status": outcome.status.value, "tokens": outcome.total_tokens}
 
     def _run_and_keep(self, env: JobEnvelope, attempt: int, log: Any) -> JobOutcome:

@@ -75,6 +75,8 @@ def handle(ctx: JobContext, payload: ErpAnalysisPayload, *, servers: ServerLoade
                     pool.timeout_for(erp) * STAGE_CALLS, erp.name, "erp_read")
     fetch_ms = (time.perf_counter() - fetch_started) * 1000
     ctx.log.info("erp_analysis.fetched", server=erp.name, records=sum(snap.loaded.values()), ms=round(fetch_ms))
+    ctx.audit("tool_call", server=erp.name, tool="erp_read", records=sum(snap.loaded.values()),
+              duration_ms=round(fetch_ms, 1))
 
     detect_ctx, note = DetectContext.for_report(
         snap.description.as_of, FxTable(snap.fx_rates, snap.description.base_currency), ctx.currency)
@@ -94,6 +96,9 @@ def handle(ctx: JobContext, payload: ErpAnalysisPayload, *, servers: ServerLoade
         outcome = _on_loop(research(pool, server, tool, tenant_id, text), pool.timeout_for(server) + 5,
                            server.name, tool)
     research_ms = (time.perf_counter() - research_started) * 1000
+    if sources.research is not None and not payload.quick:
+        ctx.audit("tool_call", server=sources.research[0].name, tool=sources.research[1], status=outcome.status,
+                  duration_ms=round(research_ms, 1))
 
     narrative_started = time.perf_counter()
     narrative = write_narrative(ctx, payload.prompt, results, outcome, detect_ctx.currency)

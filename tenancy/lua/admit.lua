@@ -203,6 +203,7 @@ local function admit_class(c, free)
             table.insert(admitted, attempt)
             table.insert(admitted, raw)
             if celery_queue then publish(celery_queue, env.job_id, attempt, raw, env.kind) end
+            publish_event(P, env.job_id, 'admitted', 'queued', {attempt = attempt, class = c})
             count = count + 1
             local credit = redis.call('HINCRBY', tk, 'credit:' .. c, 1)
             if redis.call('LLEN', q) == 0 then

@@ -8,4 +8,5 @@ local meta = redis.call('HGET', P .. ':lease', job_id)
 if not meta or cjson.decode(meta).a ~= attempt then return 0 end
 redis.call('ZADD', P .. ':leases', 'XX', expiry, job_id)
 redis.call('HSET', P .. ':claimed', job_id, attempt)
+publish_event(P, job_id, 'running', 'running', {attempt = attempt})
 return {1, redis.call('HGET', P .. ':kept', job_id)}

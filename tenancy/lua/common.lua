@@ -69,3 +69,10 @@ local function forget_job(P, job_id)
   redis.call('HDEL', P .. ':lost', job_id)
   redis.call('HDEL', P .. ':kept', job_id)
 end
+
+-- Publish a change of a job's state on its channel (tenancy/events.py), stamped with Redis's clock.
+local function publish_event(P, job_id, name, status, data)
+  local t = redis.call('TIME')
+  redis.call('PUBLISH', P .. ':events:' .. job_id, cjson.encode({job_id = job_id, event = name, status = status,
+    at = tonumber(t[1]) + tonumber(t[2]) / 1e6, data = data or {}}))
+end
