@@ -282,7 +282,7 @@ def queues(as_json: bool) -> None:
     print_queue_report(as_json)
 
 
-BENCHES = ("pipeline", "dispatch", "fairness", "erp")
+BENCHES = ("pipeline", "dispatch", "fairness", "erp", "events")
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -290,7 +290,7 @@ BENCHES = ("pipeline", "dispatch", "fairness", "erp")
 @click.argument("name", required=False)
 @click.pass_context
 def bench(ctx: click.Context, name: str | None) -> None:
-    """Benchmarks that print figures: pipeline, dispatch, fairness, erp (`tenantq bench NAME --help`)."""
+    """Benchmarks that print figures: pipeline, dispatch, fairness, erp, events (`tenantq bench NAME --help`)."""
     from importlib import import_module
 
     if name not in BENCHES:
