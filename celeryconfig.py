@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kombu.entity import Exchange, Queue
 
-from tenantq.settings import get_settings
+from core.settings import get_settings
 
 _settings = get_settings()
 

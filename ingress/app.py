@@ -15,6 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
+from core.errors import InvalidJob, TenantqError
+from core.logs import get_logger
+from core.settings import get_settings
 from ingress.admin import router as admin_router
 from ingress.auth import Tenant
 from ingress.live import router as live_router
@@ -23,9 +26,6 @@ from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
 from tenancy.queues import get_queues
-from tenantq.errors import InvalidJob, TenantqError
-from tenantq.logs import get_logger
-from tenantq.settings import get_settings
 
 _job_request: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 

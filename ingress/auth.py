@@ -9,9 +9,9 @@ from fastapi import Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from core.errors import AuthenticationError
+from core.settings import get_settings
 from tenancy.apikeys import authenticate
-from tenantq.errors import AuthenticationError
-from tenantq.settings import get_settings
 
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -23,12 +23,12 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from core.errors import AuthenticationError, TenantqError
+from core.logs import get_logger
+from core.settings import get_settings
 from tenancy import jobs
 from tenancy.apikeys import authenticate
 from tenancy.events import TERMINAL, channel
-from tenantq.errors import AuthenticationError, TenantqError
-from tenantq.logs import get_logger
-from tenantq.settings import get_settings
 
 router = APIRouter(tags=["live updates"])
 KEEPALIVE_S = 15.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from core.errors import BudgetExceeded, EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 from schemas.ids import new_job_id
 from schemas.jobs import (
     DEFAULT_CLASS,
@@ -25,7 +26,6 @@ from tasks.estimate import estimate
 from tenancy import jobs
 from tenancy.queues import get_queues
 from tenancy.registry import ensure_queue, get_tenant
-from tenantq.errors import BudgetExceeded, EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 
 
 def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:

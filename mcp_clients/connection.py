@@ -16,8 +16,8 @@ from typing import TextIO
 import structlog
 from mcp import Client
 
+from core.errors import ToolUnavailable
 from mcp_clients.transports import Target, open_client
-from tenantq.errors import ToolUnavailable
 
 log = structlog.get_logger("tenantq.mcp")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from core.errors import TenantqError, ToolResultInvalid
 from mcp_clients.erp_contract import (
     DESCRIBE_TOOL,
     MAX_PAGE,
@@ -24,7 +25,6 @@ from mcp_clients.erp_contract import (
 )
 from mcp_clients.pool import McpPool
 from schemas.mcp import McpServerConfig
-from tenantq.errors import TenantqError, ToolResultInvalid
 
 _DESCRIPTION = TypeAdapter(ErpDescription)
 _PAGES: dict[str, TypeAdapter[Page[Any]]] = {name: TypeAdapter(Page[row]) for name, row in TABLES.items()}  # type: ignore[valid-type]

@@ -1,7 +1,7 @@
 """MCP sessions kept open across jobs in a worker process, with deadlines, retries and restarts.
 
 Sessions are keyed by server name (and tenant, for registrations that start one process per tenant) and
-live on the process loop of `tenantq.aio`. A call has one deadline for everything it does (connecting,
+live on the process loop of `core.aio`. A call has one deadline for everything it does (connecting,
 restarting, retrying), so a caller never waits longer than the server's `timeout_s`. A server that closes
 the connection is restarted and the call retried, up to `TENANTQ_MCP_MAX_ATTEMPTS` attempts in all (a
 session that died while idle costs one, as that only shows when it is used). A server that does not answer
@@ -23,12 +23,12 @@ import structlog
 from mcp import Client, MCPError
 from pydantic import TypeAdapter, ValidationError
 
+from core.errors import ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
+from core.settings import McpSettings, get_settings
 from mcp_clients.connection import Connection
 from mcp_clients.results import checked, parse_json, text_of
 from mcp_clients.transports import Target, resolve
 from schemas.mcp import McpServerConfig
-from tenantq.errors import ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
-from tenantq.settings import McpSettings, get_settings
 
 T = TypeVar("T")
 Key = tuple[str, str]

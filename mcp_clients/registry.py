@@ -23,9 +23,9 @@ from typing import Any
 from pydantic import ValidationError
 from pymongo.database import Database
 
+from core.errors import ConfigurationError, ToolUnavailable
 from mcp_clients.erp_contract import DESCRIBE_TOOL, READ_TOOL
 from schemas.mcp import TENANT_PLACEHOLDER, McpServerConfig, McpTransport
-from tenantq.errors import ConfigurationError, ToolUnavailable
 
 COLLECTION = "mcp_servers"
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 import mcp_types
 from pydantic import TypeAdapter, ValidationError
 
-from tenantq.errors import ToolError, ToolResultInvalid
+from core.errors import ToolError, ToolResultInvalid
 
 T = TypeVar("T")
 _SHOWN = 500

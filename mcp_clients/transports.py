@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from core.errors import ToolUnavailable
 from schemas.mcp import ENV_REFERENCE_RE, TENANT_PLACEHOLDER, McpServerConfig, McpTransport
-from tenantq.errors import ToolUnavailable
 
 
 def missing_env(config: McpServerConfig, environ: Mapping[str, str]) -> list[str]:

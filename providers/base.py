@@ -2,7 +2,7 @@
 
 Tasks build a `ModelRequest` and never see LiteLLM, retries or fallbacks; swapping the client (LiteLLM,
 a test double) changes nothing above this line. Celery runs jobs on threads, so `complete()` hands the call
-to the process's asyncio loop (tenantq.aio), where hundreds of calls share one HTTP connection pool.
+to the process's asyncio loop (core.aio), where hundreds of calls share one HTTP connection pool.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core import aio
+from core.settings import Settings, get_settings
 from schemas.agents import AgentConfig, ModelConfig
 from schemas.usage import Usage
-from tenantq import aio
-from tenantq.settings import Settings, get_settings
 
 
 class ModelRequest(BaseModel):

@@ -19,8 +19,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from tenantq.logs import get_logger
-from tenantq.settings import Settings
+from core.logs import get_logger
+from core.settings import Settings
 
 _CLEAN_FOR_S = 1.0
 """A circuit seen closed with no failures is taken as closed for this long, without asking Redis again."""

@@ -12,8 +12,7 @@ import asyncio
 import re
 from typing import Any
 
-from schemas.agents import ModelConfig
-from tenantq.errors import (
+from core.errors import (
     CircuitOpen,
     ProviderError,
     ProviderRateLimited,
@@ -21,6 +20,7 @@ from tenantq.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from schemas.agents import ModelConfig
 
 # LiteLLM reports a key missing on our side as a 500; no retry can fix it, so it is a refusal.
 _NO_KEY = re.compile(r"missing credentials|api_key client option must be set|no api key", re.IGNORECASE)

@@ -17,6 +17,8 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_random_exponential
 
+from core.errors import CircuitOpen, ProviderError
+from core.settings import Settings, get_settings
 from providers import failures, pricing
 from providers.base import ChatResult, ModelRequest
 from providers.breaker import CircuitBreaker, fleet_breaker
@@ -24,8 +26,6 @@ from providers.offline import NOTE as OFFLINE_NOTE
 from providers.runtime import litellm_module
 from schemas.agents import ModelConfig
 from schemas.usage import Usage
-from tenantq.errors import CircuitOpen, ProviderError
-from tenantq.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 

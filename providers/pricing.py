@@ -14,13 +14,13 @@ from typing import Any
 
 import structlog
 
+from core.errors import ProviderRejected
+from core.settings import Settings
 from providers import failures
 from providers.base import ModelRequest
 from providers.offline import MODEL as OFFLINE_MODEL
 from providers.runtime import litellm_module
 from schemas.agents import ModelConfig
-from tenantq.errors import ProviderRejected
-from tenantq.settings import Settings
 
 log = structlog.get_logger(__name__)
 

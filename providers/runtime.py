@@ -15,7 +15,7 @@ import threading
 import warnings
 from types import ModuleType
 
-from tenantq.settings import get_settings
+from core.settings import get_settings
 
 _lock = threading.Lock()
 _module: ModuleType | None = None

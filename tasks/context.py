@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.settings import get_settings
 from providers.base import ChatResult, ModelRequest, complete
 from schemas.agents import AgentConfig
 from schemas.jobs import JobEnvelope
 from schemas.usage import Usage
 from tasks.prompts import render
 from tenancy import events, jobs
-from tenantq.settings import get_settings
 
 AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
 

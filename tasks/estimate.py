@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.logs import get_logger
 from providers.base import ModelRequest
 from providers.pricing import estimate as price
 from schemas.jobs import JobEnvelope, JobKind
@@ -16,7 +17,6 @@ from tasks.context import JobContext
 from tasks.kinds import kind_of
 from tenancy.jobs import now
 from tenancy.registry import agent_config
-from tenantq.logs import get_logger
 
 ERP_ALLOWANCE = 4  # an ERP report's prompt carries its findings: allow several completions' worth
 

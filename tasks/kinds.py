@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.errors import UnknownJobKind
 from schemas.erp import ErpAnalysisPayload
 from schemas.jobs import ChatDraftPayload, EmailReplyPayload, JobKind
 from tasks.context import JobContext
-from tenantq.errors import UnknownJobKind
 
 Handler = Callable[[JobContext, Any], dict[str, Any]]
 

@@ -13,14 +13,14 @@ from typing import Any
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from core.errors import DatabaseUnavailable, InvalidJob, TenantqError
+from core.logs import get_logger
 from schemas.jobs import JobEnvelope, JobOutcome, JobStatus
 from tasks.context import JobContext
 from tasks.kinds import kind_of
 from tenancy import jobs
 from tenancy.mongo import durable, unreachable
 from tenancy.registry import agent_config
-from tenantq.errors import DatabaseUnavailable, InvalidJob, TenantqError
-from tenantq.logs import get_logger
 
 
 def run(envelope: JobEnvelope, attempt: int, *, may_wait: bool = True) -> JobOutcome:

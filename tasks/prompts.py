@@ -9,7 +9,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2 import TemplateError as JinjaError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from tenantq.errors import TemplateError
+from core.errors import TemplateError
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 

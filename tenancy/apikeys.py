@@ -6,8 +6,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
+from core.errors import AuthenticationError
 from tenancy.mongo import master_db, validate_tenant_id
-from tenantq.errors import AuthenticationError
 
 KEY_PREFIX = "tq_"
 

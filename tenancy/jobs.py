@@ -13,10 +13,10 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from core.errors import JobNotFound, TenantqError
 from schemas.jobs import AuditEvent, JobEnvelope, JobOutcome, JobStatus, JobView
 from schemas.usage import Usage
 from tenancy.mongo import Write, tenant_db, write_grouped
-from tenantq.errors import JobNotFound, TenantqError
 
 
 def now() -> datetime:

@@ -18,10 +18,10 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError, WriteError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from core.errors import DatabaseUnavailable, InvalidTenantId
+from core.logs import get_logger
+from core.settings import get_settings
 from schemas.ids import TENANT_ID_RE
-from tenantq.errors import DatabaseUnavailable, InvalidTenantId
-from tenantq.logs import get_logger
-from tenantq.settings import get_settings
 
 Doc = dict[str, object]
 T = TypeVar("T")

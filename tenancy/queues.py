@@ -25,9 +25,9 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
+from core.errors import EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 from schemas.jobs import MAX_ESTIMATE_TOKENS, MAX_ESTIMATE_USD, JobEnvelope, PriorityClass
 from schemas.tenants import Plan, TenantStatus
-from tenantq.errors import EnqueueFailed, InvalidJob, TenantSuspended, UnknownTenant
 
 MICRO = 1_000_000
 
@@ -331,7 +331,7 @@ def get_queues() -> TenantQueues:
     """The process's queue layer over REDIS_URL (one connection pool per process)."""
     import os
 
-    from tenantq.settings import get_settings
+    from core.settings import get_settings
 
     pid = os.getpid()
     if pid not in _queues:

@@ -14,13 +14,13 @@ from typing import Any
 from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError
 
+from core.errors import ConfigurationError, TenantExists, UnknownTenant
+from core.settings import get_settings
 from schemas.agents import AgentConfig, AgentSettings, ModelConfig
 from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
 from tenancy.apikeys import issue_key
 from tenancy.mongo import master_db, validate_tenant_id
 from tenancy.queues import get_queues
-from tenantq.errors import ConfigurationError, TenantExists, UnknownTenant
-from tenantq.settings import get_settings
 
 
 def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from importlib import resources
 
+from core.settings import OFFLINE_MODEL
 from schemas.agents import AgentTemplate, ModelConfig
 from tenancy.mongo import master_db
-from tenantq.settings import OFFLINE_MODEL
 
 PROMPT_KINDS = ("email_reply", "chat_draft", "erp_analysis")
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from tenantq.settings import Settings
+    from core.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,8 +27,8 @@ R = TypeVar("R")
 
 def _connect() -> Settings:
     """Point this process at the running fleet: the environment, else the fleet recorded in the data dir."""
+    from core.settings import get_settings
     from tenantq.fleetstate import read_state
-    from tenantq.settings import get_settings
 
     get_settings.cache_clear()
     if not (os.environ.get("REDIS_URL") and os.environ.get("MONGODB_URL")):
@@ -40,7 +40,7 @@ def _connect() -> Settings:
     settings = get_settings()
     settings.redis_url  # noqa: B018  (raises a clear ConfigurationError when unset)
     settings.mongodb_url  # noqa: B018
-    from tenantq.logs import configure
+    from core.logs import configure
 
     configure(settings.fleet.log_level, settings.fleet.log_json)
     return settings
@@ -70,7 +70,7 @@ class _Group(click.Group):
     """Turns tenantq's own errors into one readable line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from tenantq.errors import TenantqError
+        from core.errors import TenantqError
 
         try:
             return super().invoke(ctx)
@@ -115,7 +115,7 @@ def worker(ctx: click.Context, classes: str, concurrency: int | None) -> None:
         chosen = [PriorityClass(c.strip()) for c in classes.split(",") if c.strip()]
     except ValueError:
         _fail(ValueError(f"Unknown class in {classes!r}; use {', '.join(c.value for c in PriorityClass)}."))
-    from tenantq.settings import get_settings
+    from core.settings import get_settings
 
     argv = ["celery", "-A", "workers.app", "worker", "-P", "threads",
             "-c", str(concurrency or get_settings().fleet.worker_concurrency),
@@ -155,8 +155,8 @@ def _plan_options(f: Any) -> Any:
 def _plan(base: dict[str, Any], **given: Any) -> Any:
     from pydantic import ValidationError
 
+    from core.errors import InvalidJob
     from schemas.tenants import Plan
-    from tenantq.errors import InvalidJob
 
     names = {"budget_usd": "monthly_budget_usd", "token_budget": "monthly_token_budget",
              "rpm": "requests_per_minute", "tpm": "tokens_per_minute"}
@@ -178,10 +178,10 @@ def tenants_create(tenant_id: str, name: str | None, template_id: str, currency:
     """Create a tenant; prints its new API key alone on the last line."""
     from pydantic import ValidationError
 
+    from core.errors import InvalidTenantId
     from schemas.tenants import TenantCreate
     from tenancy.registry import create_tenant
     from tenancy.seed import ensure_defaults
-    from tenantq.errors import InvalidTenantId
 
     ensure_defaults()
     try:

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from core import errors
 from schemas.jobs import JobRequest, JobView
-from tenantq import errors
 
 _job_request: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tenantq.errors import ConfigurationError, FleetUnreachable
+from core.errors import ConfigurationError, FleetUnreachable
 
 LOCK_FILE = "fleet.lock"
 STATE_FILE = "fleet.json"

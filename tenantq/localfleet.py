@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from core.errors import ConfigurationError
 from tenantq import services
-from tenantq.errors import ConfigurationError
 from tenantq.fleetstate import FleetLock
 
 ALL_CLASSES = ("interactive", "standard", "batch")
@@ -25,8 +25,8 @@ ALL_CLASSES = ("interactive", "standard", "batch")
 
 def _reset_process_state() -> None:
     """Forget clients built from an earlier environment (settings, Mongo, Redis, agent cache)."""
+    from core.settings import get_settings
     from tenancy import mongo, queues, registry
-    from tenantq.settings import get_settings
 
     get_settings.cache_clear()
     mongo.reset()

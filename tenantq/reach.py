@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tenantq.errors import ConfigurationError, FleetUnreachable
+from core.errors import ConfigurationError, FleetUnreachable
 
 PROBE_TIMEOUT_S = 1.0
 MONGO_AUTH_CODES = (13, 18)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tenantq.errors import ConfigurationError
+from core.errors import ConfigurationError
 
 
 def free_port() -> int:

@@ -28,7 +28,7 @@ from tenantq.reach import public_url
 
 def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, flower_port: int, demo: bool,
            exit_after_demo: bool) -> None:
-    from tenantq.logs import configure
+    from core.logs import configure
 
     configure("WARNING")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -106,10 +106,10 @@ def _serve(fleet: LocalFleet) -> None:
 
 
 def run_demo(ingress_url: str) -> None:
+    from core.errors import UnknownTenant
     from schemas.tenants import TenantCreate
     from tenancy.registry import create_tenant, get_tenant
     from tenantq.client import Client
-    from tenantq.errors import UnknownTenant
     from tenantq.reports import print_usage
 
     batch = json.loads(resources.files("tenantq.demo").joinpath("batch.json").read_text())

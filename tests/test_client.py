@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core import errors
 from schemas.agents import AgentSettings, ModelConfig
-from tenantq import errors
 from tenantq.client import Client, JobTimeout
 from tenantq.localfleet import LocalFleet, Process
 

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 import structlog
 
+from core import aio
+from core.errors import ModelOutputInvalid, ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
+from core.settings import McpSettings
 from mcp_clients.erp_server.generator import generate
 from mcp_clients.pool import McpPool
 from mcp_clients.registry import bundled_erp_server
@@ -24,9 +27,6 @@ from schemas.erp import ErpAnalysisPayload, ErpCategory, ErpReport, Narrative
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from schemas.mcp import McpServerConfig
 from tasks.erp_analysis.handler import handle
-from tenantq import aio
-from tenantq.errors import ModelOutputInvalid, ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
-from tenantq.settings import McpSettings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -230,11 +230,12 @@ def test_research_runs_only_where_its_server_is_registered_and_its_key_is_set(
     assert "Supplier prices rose" in ctx.calls[0]["messages"][1]["content"]
 
 
-@pytest.mark.parametrize("mode, error, within", [("crash", ToolUnavailable, 10.0), ("hang", ToolTimeout, 4.5)])
+@pytest.mark.parametrize("mode, error, within", [("crash", ToolUnavailable, 10.0), ("hang", ToolTimeout, 8.5)])
 def test_an_erp_server_that_crashes_or_hangs_mid_read_fails_the_job_naming_server_and_tool(
     pool: McpPool, faulty_erp: Path, mode: str, error: type[ToolError], within: float,
 ) -> None:
-    broken = McpServerConfig(name=f"erp-{mode}", command=sys.executable, timeout_s=2,
+    # 4 s: the server's start (importing mcp) counts against its first call and takes 2-3 s on a busy machine.
+    broken = McpServerConfig(name=f"erp-{mode}", command=sys.executable, timeout_s=4,
                              args=[str(faulty_erp), "{tenant_id}", mode], allowed_tools=list(ERP.allowed_tools))
     started = time.monotonic()
     with pytest.raises(error) as failure:

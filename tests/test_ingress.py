@@ -147,7 +147,7 @@ def test_an_invalid_tenant_id_is_refused_at_creation_and_creates_nothing(service
     with pytest.raises(ValidationError) as refused:
         TenantCreate(tenant_id="Bad_ID")
     assert refused.value.errors()[0]["loc"] == ("tenant_id",)
-    from tenantq.errors import InvalidTenantId
+    from core.errors import InvalidTenantId
 
     with pytest.raises(InvalidTenantId, match="a-z, 0-9"):
         create_tenant(TenantCreate.model_construct(tenant_id="Bad_ID", template_id="default"))
@@ -162,11 +162,11 @@ def test_jobs_for_an_invalid_or_unknown_tenant_id_are_refused_and_nothing_is_enq
 ) -> None:
     from pydantic import TypeAdapter
 
+    from core.errors import InvalidTenantId, UnknownTenant
     from ingress.submit import submit
     from schemas.jobs import JobRequest
     from tenancy.mongo import client
     from tenancy.queues import get_queues
-    from tenantq.errors import InvalidTenantId, UnknownTenant
 
     request: Any = TypeAdapter(JobRequest).validate_python({"kind": "email_reply", "payload": EMAIL})
     queues = get_queues()

@@ -9,8 +9,8 @@ from typing import Any
 
 import structlog
 
+from core.logs import mask_email
 from schemas.agents import AgentSettings, ModelConfig
-from tenantq.logs import mask_email
 from tests.conftest import wait_for
 
 
@@ -73,7 +73,7 @@ def test_worker_logs_never_contain_the_lead_email_address_or_any_key(
 
 
 def test_an_exception_naming_a_lead_and_a_key_is_logged_with_both_masked() -> None:
-    from tenantq.logs import configure
+    from core.logs import configure
 
     address, key = "erika.musterfrau@example.de", "tq_" + uuid.uuid4().hex + uuid.uuid4().hex
     stream = io.StringIO()

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
+from core.errors import ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
+from core.settings import McpSettings
 from mcp_clients.pool import McpPool
 from schemas.mcp import McpServerConfig
-from tenantq.errors import ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
-from tenantq.settings import McpSettings
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")

@@ -18,6 +18,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from core.errors import ConfigurationError, ToolUnavailable
 from mcp_clients.registry import (
     COLLECTION,
     bundled_erp_server,
@@ -26,7 +27,6 @@ from mcp_clients.registry import (
     unregister_server,
 )
 from schemas.mcp import McpServerConfig
-from tenantq.errors import ConfigurationError, ToolUnavailable
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import InvalidJob
 from schemas.agents import AgentSettings, ModelConfig
-from tenantq.errors import InvalidJob
 from tests.conftest import wait_for
 
 EMAIL = {

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.errors import InvalidJob
 from schemas.jobs import MAX_ESTIMATE_TOKENS, JobEnvelope, JobKind, PriorityClass
 from schemas.tenants import Plan
 from tenancy.queues import TenantQueues, get_queues
-from tenantq.errors import InvalidJob
 from tenantq.localfleet import LocalFleet, Process
 from tests.conftest import private_redis_db, wait_for
 from tests.test_admission import PrivateFleet

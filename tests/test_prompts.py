@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import TemplateError
 from schemas.agents import AgentSettings
 from tasks.prompts import render
 from tenancy.mongo import master_db
-from tenantq.errors import TemplateError
 from tests.test_end_to_end import poll
 
 CHAT = {"message": "Hello?", "conversation_id": "c1", "lead_id": "l1"}

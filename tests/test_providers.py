@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import structlog
 
+from core.errors import ProviderRejected, ProviderTimeout, ProviderUnavailable
+from core.settings import get_settings
 from providers import ChatResult, ModelRequest, complete, job_metadata
 from providers.loopback import LoopbackServer
 from schemas.agents import ModelConfig
-from tenantq.errors import ProviderRejected, ProviderTimeout, ProviderUnavailable
-from tenantq.settings import get_settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -356,8 +356,8 @@ def test_the_loopback_server_holds_three_hundred_slow_requests_at_once(model: st
 
 
 def test_bare_litellm_rate_reports_calls_per_second(server: LoopbackServer) -> None:
+    from core import aio
     from providers.bench import bare_litellm_rate
-    from tenantq import aio
 
     server.control("bench", delay_s=0.05)
     rate = aio.run(bare_litellm_rate(server.url, concurrency=5, total=20), timeout=30)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import TenantSuspended, UnknownTenant
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from schemas.tenants import Plan, TenantStatus
 from tenancy.queues import Admission, CeleryRoute, TenantQueues
-from tenantq.errors import TenantSuspended, UnknownTenant
 
 STANDARD, INTERACTIVE, BATCH = PriorityClass.standard, PriorityClass.interactive, PriorityClass.batch
 ALL = list(PriorityClass)

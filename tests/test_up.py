@@ -28,7 +28,7 @@ from 1), so its worker never takes the session's jobs."""
 
 TIMED = (
     "import sys, time\n"
-    "import pymongo, redis, structlog, tenantq.cli, tenantq.settings\n"
+    "import pymongo, redis, structlog, tenantq.cli, core.settings\n"
     "started = time.monotonic()\n"
     "try:\n"
     "    tenantq.cli.main(sys.argv[2:], prog_name='tenantq')\n"

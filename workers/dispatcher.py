@@ -21,14 +21,14 @@ from celery import bootsteps
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from core.errors import BudgetExceeded, DatabaseUnavailable, TenantqError
+from core.logs import get_logger
+from core.settings import get_settings
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from schemas.usage import Usage
 from tenancy import jobs
 from tenancy.mongo import durable
 from tenancy.queues import CeleryRoute, TenantQueues, get_queues
-from tenantq.errors import BudgetExceeded, DatabaseUnavailable, TenantqError
-from tenantq.logs import get_logger
-from tenantq.settings import get_settings
 from workers import leases
 
 TASK_OF_KIND = {kind: "tenantq.noop" if kind is JobKind.noop else "tenantq.run_job" for kind in JobKind}

@@ -18,8 +18,8 @@ import redis
 from celery.signals import setup_logging, worker_ready
 from kombu.exceptions import OperationalError
 
-from tenantq.logs import configure, get_logger
-from tenantq.settings import get_settings
+from core.logs import configure, get_logger
+from core.settings import get_settings
 from workers.transport import drop_shared_bindings
 
 

@@ -15,15 +15,15 @@ from celery import Task
 from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+from core.errors import InvalidJob, TenantqError
+from core.logs import get_logger, redact
+from core.settings import get_settings
 from schemas.jobs import JobEnvelope, JobOutcome
 from schemas.usage import Usage
 from tasks import pipeline
 from tenancy import events, jobs
 from tenancy.mongo import durable
 from tenancy.queues import get_queues
-from tenantq.errors import InvalidJob, TenantqError
-from tenantq.logs import get_logger, redact
-from tenantq.settings import get_settings
 from workers import leases
 from workers.app import app
 

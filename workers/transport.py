@@ -21,8 +21,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from core.logs import get_logger, redact
 from tenancy.queues import get_queues
-from tenantq.logs import get_logger, redact
 
 EXCERPT_CHARS = 10_000
 """Longest excerpt of a refused message kept in the dead letter: a huge message must not fill Redis twice."""

@@ -1,6 +1,6 @@
 """The erp_analysis job: ERP data over MCP, deterministic findings, a model-written narrative, one report.
 
-The handler runs on a worker thread; everything MCP runs on the process loop (`tenantq.aio`) through the
+The handler runs on a worker thread; everything MCP runs on the process loop (`core.aio`) through the
 process's session pool, so the ERP server a tenant's first job starts serves its later jobs too. Each stage
 on the loop has a deadline of its own on top of the per-call ones, so no stage can hold a worker forever.
 """
@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from core import aio
+from core.errors import ToolTimeout
 from mcp_clients.erp_client import fetch_snapshot
 from mcp_clients.pool import McpPool, default_pool
 from schemas.erp import ErpAnalysisPayload, ErpCategory, ErpReport, ErpTimings, ResearchResult
@@ -22,8 +24,6 @@ from tasks.erp_analysis.detectors import DetectContext, FxTable, run_detectors, 
 from tasks.erp_analysis.narrative import write_narrative
 from tasks.erp_analysis.research import question, research
 from tasks.erp_analysis.sources import find_sources
-from tenantq import aio
-from tenantq.errors import ToolTimeout
 
 T = TypeVar("T")
 ServerLoader = Callable[[list[str]], list[McpServerConfig]]

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import ModelOutputInvalid
 from schemas.erp import CategoryResult, Finding, Narrative, ResearchResult
 from tasks.erp_analysis.context import JobContext
-from tenantq.errors import ModelOutputInvalid
 
 MAX_METADATA_FINDINGS = 1_000
 MAX_TOKENS = 1_500

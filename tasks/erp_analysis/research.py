@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from core.errors import TenantqError
 from mcp_clients.pool import McpPool
 from schemas.erp import ErpCategory, Finding, ResearchResult
 from schemas.mcp import McpServerConfig
-from tenantq.errors import TenantqError
 
 MAX_TEXT = 4_000
 TOP_CHECKS = 8

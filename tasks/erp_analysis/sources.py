@@ -12,12 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.errors import TenantqError, ToolUnavailable
 from mcp_clients.erp_contract import DESCRIBE_TOOL, READ_TOOL
 from mcp_clients.pool import McpPool
 from mcp_clients.transports import missing_env
 from schemas.agents import AgentConfig
 from schemas.mcp import McpServerConfig
-from tenantq.errors import TenantqError, ToolUnavailable
 
 RESEARCH_TOOLS = ("perplexity_ask", "perplexity_research", "perplexity_reason")
 ERP_TOOLS = (DESCRIBE_TOOL, READ_TOOL)

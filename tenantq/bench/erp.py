@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from core import aio
+from core.settings import OFFLINE_MODEL, McpSettings
 from mcp_clients.erp_client import describe
 from mcp_clients.pool import McpPool
 from mcp_clients.registry import bundled_erp_server
@@ -24,8 +26,6 @@ from schemas.agents import AgentConfig, ModelConfig
 from schemas.erp import ErpAnalysisPayload, ErpReport
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from tasks.erp_analysis.handler import handle
-from tenantq import aio
-from tenantq.settings import OFFLINE_MODEL, McpSettings
 
 TENANT = "bench"
 

@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     @property
     def redis_url(self) -> str:
         if not self.redis.url:
-            from tenantq.errors import ConfigurationError
+            from core.errors import ConfigurationError
 
             raise ConfigurationError("REDIS_URL is not set; run `tenantq up` or point REDIS_URL at a Redis.")
         return self.redis.url
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     @property
     def mongodb_url(self) -> str:
         if not self.mongodb.url:
-            from tenantq.errors import ConfigurationError
+            from core.errors import ConfigurationError
 
             raise ConfigurationError(
                 "MONGODB_URL is not set; run `tenantq up` or point MONGODB_URL at a MongoDB."
