@@ -108,6 +108,8 @@ class McpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TENANTQ_MCP_", extra="ignore")
 
     call_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one MCP tool call.")
+    start_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of an MCP server's start and "
+                                   "handshake, apart from the timeout of the call that needed it.")
     max_attempts: int = Field(default=2, ge=1, le=5, description="Attempts of a tool call; a dead server is "
                               "restarted between attempts.")
 

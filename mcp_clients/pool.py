@@ -88,19 +88,32 @@ class McpPool:
         names = await self._run(config, "tools/list", tenant_id, timeout_s, fetch)
         return [name for name in names if config.allows(name)]
 
+    async def _started(self, key: Key, target: Target, config: McpServerConfig, tool: str) -> Connection:
+        """The session of `key`, started if need be within TENANTQ_MCP_START_TIMEOUT_S: a server's start
+        (a process importing its SDK, a handshake) is not part of any tool call's timeout."""
+        limit = self.settings.start_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await self._connection(key, target)
+        except TimeoutError:
+            log.warning("mcp.start_timeout", server=config.name, tool=tool, timeout_s=limit)
+            raise ToolUnavailable(
+                f"MCP server {config.name!r} did not start within {limit:g} s for {tool!r}: check its command "
+                "and its log, or raise TENANTQ_MCP_START_TIMEOUT_S.", server=config.name, tool=tool,
+            ) from None
+
     async def _run(self, config: McpServerConfig, tool: str, tenant_id: str | None, timeout_s: float | None,
                    op: Callable[[Client], Awaitable[T]]) -> T:
         target = resolve(config, tenant_id, self._environ if self._environ is not None else os.environ)
         key: Key = (config.name, (tenant_id or "") if config.tenant_scoped else "")
         budget = self.timeout_for(config, timeout_s)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget
         failures = 0
         while True:
             conn: Connection | None = None
             try:
-                async with asyncio.timeout_at(deadline):
-                    conn = await self._connection(key, target)
+                conn = await self._started(key, target, config, tool)
+                async with asyncio.timeout_at(loop.time() + budget):  # each attempt's budget, once its server is up
                     conn.in_flight += 1
                     try:
                         return await op(conn.client)

@@ -230,12 +230,12 @@ def test_research_runs_only_where_its_server_is_registered_and_its_key_is_set(
     assert "Supplier prices rose" in ctx.calls[0]["messages"][1]["content"]
 
 
-@pytest.mark.parametrize("mode, error, within", [("crash", ToolUnavailable, 10.0), ("hang", ToolTimeout, 8.5)])
+# `within` counts the server's start too: 2-3 s of importing its SDK on a busy machine.
+@pytest.mark.parametrize("mode, error, within", [("crash", ToolUnavailable, 12.0), ("hang", ToolTimeout, 8.5)])
 def test_an_erp_server_that_crashes_or_hangs_mid_read_fails_the_job_naming_server_and_tool(
     pool: McpPool, faulty_erp: Path, mode: str, error: type[ToolError], within: float,
 ) -> None:
-    # 4 s: the server's start (importing mcp) counts against its first call and takes 2-3 s on a busy machine.
-    broken = McpServerConfig(name=f"erp-{mode}", command=sys.executable, timeout_s=4,
+    broken = McpServerConfig(name=f"erp-{mode}", command=sys.executable, timeout_s=2,
                              args=[str(faulty_erp), "{tenant_id}", mode], allowed_tools=list(ERP.allowed_tools))
     started = time.monotonic()
     with pytest.raises(error) as failure:
