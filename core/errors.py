@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from core.redaction import redact
+
 
 class TenantqError(Exception):
     code: ClassVar[str] = "tenantq_error"
@@ -23,6 +25,12 @@ class TenantqError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, **self.context}
+
+    def to_record(self) -> dict[str, Any]:
+        """The error as a job record keeps it: redacted like a log line, so a provider's words that quote a
+        lead's address or a key are stored masked."""
+        recorded: dict[str, Any] = redact(self.to_dict())
+        return recorded
 
 
 class ConfigurationError(TenantqError):

@@ -11,8 +11,11 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.redaction import remember
+from core.secretfiles import read_admin_token
 
 OFFLINE_MODEL = "offline/tenantq-draft"
 """The deterministic stand-in model of `providers/offline.py`, used where no provider key is configured."""
@@ -99,9 +102,19 @@ class FleetSettings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest job body the ingress takes.")
     agent_cache_size: int = Field(default=500, ge=1, description="Agent configs cached per process.")
     agent_cache_ttl_s: float = Field(default=60.0, ge=0, description="How long a cached agent config lives.")
-    admin_token: str | None = Field(default=None, description="Bearer token of the admin endpoints.")
+    admin_token: str | None = Field(default=None, description="Bearer token of the admin endpoints. Unset: the "
+                                    "one `tenantq up` keeps in `<data dir>/admin-token` (mode 0600), if any.")
     log_level: str = Field(default="INFO", description="structlog level.")
     log_json: bool = Field(default=False, description="JSON log lines (production) instead of console lines.")
+
+
+    @model_validator(mode="after")
+    def _admin_token_of_the_data_dir(self) -> FleetSettings:
+        if self.admin_token is None:
+            self.admin_token = read_admin_token(self.data_dir)
+        if self.admin_token:
+            remember(self.admin_token)  # masked in every line this process writes, whatever its shape
+        return self
 
 
 class McpSettings(BaseSettings):

@@ -4,6 +4,10 @@ The SDK's transports are anyio task groups, which must be entered and left by th
 cannot own a session that outlives the job, so each connection gets an owner task: it opens the client,
 parks until asked to close, and closes it. Calls from any task on the loop share the session; closing never
 blocks a caller, because stopping a hung stdio server takes the SDK a few seconds of grace and kill.
+
+A stdio server's stderr never reaches the worker's output raw: it is a pipe whose lines the worker logs
+(`mcp.server_stderr`), redacted like its own, so a server that prints its key or a lead's address does
+not put them in the log.
 """
 
 from __future__ import annotations
@@ -11,25 +15,25 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack
-from typing import TextIO
 
 import structlog
 from mcp import Client
 
 from core.errors import ToolUnavailable
+from core.logs import ChildStderr
 from mcp_clients.transports import Target, open_client
+from schemas.mcp import McpTransport
 
 log = structlog.get_logger("tenantq.mcp")
 
 
 class Connection:
-    def __init__(self, target: Target, errlog: TextIO | None = None) -> None:
+    def __init__(self, target: Target) -> None:
         self.target = target
         self.started_at = time.monotonic()
         self.last_used = self.started_at
         self.in_flight = 0
         self.tools: list[str] | None = None
-        self._errlog = errlog
         self._client: Client | None = None
         self._failure: BaseException | None = None
         self._ready = asyncio.Event()
@@ -62,9 +66,13 @@ class Connection:
             )
 
     async def _own(self) -> None:
+        stderr = (ChildStderr("mcp.server_stderr", server=self.target.server)
+                  if self.target.transport is McpTransport.stdio else None)
         try:
             async with AsyncExitStack() as stack:
-                self._client = await open_client(self.target, stack, self._errlog)
+                self._client = await open_client(self.target, stack, stderr.file if stderr else None)
+                if stderr:
+                    stderr.close()  # the server holds its own end; the reader ends when the server does
                 self._ready.set()
                 await self._closing.wait()
         # The owner task is the boundary of the session: whatever the SDK raised ends it, and the waiting
@@ -73,6 +81,8 @@ class Connection:
             self._failure = exc
             log.warning("mcp.session_failed", server=self.target.server, error=repr(exc))
         finally:
+            if stderr:
+                stderr.close()
             self._client = None
             self._closing.set()
             self._ready.set()

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import mcp_types
 import structlog
@@ -39,10 +38,9 @@ class McpPool:
     """Open sessions by server; use it only from one event loop (the process loop in production)."""
 
     def __init__(self, settings: McpSettings | None = None, *, environ: Mapping[str, str] | None = None,
-                 errlog: TextIO | None = None, max_sessions: int = 32) -> None:
+                 max_sessions: int = 32) -> None:
         self.settings = settings or get_settings().mcp
         self._environ = environ
-        self._errlog = errlog
         self._max_sessions = max_sessions
         self._connections: dict[Key, Connection] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -162,7 +160,7 @@ class McpPool:
             if conn is not None:
                 self._discard(key, conn)
             self._evict_idle()
-            conn = Connection(target, self._errlog or _errlog())
+            conn = Connection(target)
             await conn.open()
             self._connections[key] = conn
             self.started += 1
@@ -198,15 +196,6 @@ class McpPool:
 def _where(exc: ValidationError) -> str:
     first = exc.errors()[0]
     return ".".join(str(part) for part in first["loc"]) or "the top level"
-
-
-def _errlog() -> TextIO:
-    """Where stdio servers write their log: the worker's stderr where it is a real file."""
-    try:
-        sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return sys.__stderr__ or sys.stderr
-    return sys.stderr
 
 
 _lock = threading.Lock()

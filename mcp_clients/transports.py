@@ -1,8 +1,9 @@
 """From a registration to a connected SDK client: placeholders, environment references, and the transport.
 
 A registration is shared by tenants and holds no secrets; a `Target` is what one session actually starts:
-`{tenant_id}` filled in and `${VAR}` references read from the worker's environment at that moment, so a
-rotated key takes effect on the next restart and never passes through the database.
+`{tenant_id}` filled in and the `${VAR}` references of env values and headers read from the worker's
+environment at that moment, so a rotated key takes effect on the next restart and never passes through the
+database. References are expanded nowhere else (command, args, url), as the registration refuses them there.
 """
 
 from __future__ import annotations
@@ -63,19 +64,22 @@ def resolve(config: McpServerConfig, tenant_id: str | None, environ: Mapping[str
             "without a tenant id.", server=config.name,
         )
 
-    def fill(text: str) -> str:
-        text = text.replace(TENANT_PLACEHOLDER, tenant_id or "")
-        return ENV_REFERENCE_RE.sub(lambda m: environ[m.group(1)], text)
+    def tenant(text: str) -> str:
+        return text.replace(TENANT_PLACEHOLDER, tenant_id or "")
+
+    def fill(text: str) -> str:  # env values and headers only: the places references are documented
+        return ENV_REFERENCE_RE.sub(lambda m: environ[m.group(1)], tenant(text))
 
     return Target(
         server=config.name, transport=config.transport, command=config.command,
-        args=tuple(fill(a) for a in config.args), env={k: fill(v) for k, v in config.env.items()},
-        url=fill(config.url) if config.url else None, headers={k: fill(v) for k, v in config.headers.items()},
+        args=tuple(tenant(a) for a in config.args), env={k: fill(v) for k, v in config.env.items()},
+        url=tenant(config.url) if config.url else None, headers={k: fill(v) for k, v in config.headers.items()},
     )
 
 
 async def open_client(target: Target, stack: AsyncExitStack, errlog: TextIO | None = None) -> Client:
-    """Start (stdio) or reach (http) the server and finish the MCP handshake; `stack` owns the session."""
+    """Start (stdio) or reach (http) the server and finish the MCP handshake; `stack` owns the session.
+    A stdio server's stderr goes to `errlog` (a real file: the child writes to its descriptor)."""
     server: Any
     if target.transport is McpTransport.stdio:
         params = StdioServerParameters(command=target.command or "", args=list(target.args), env=dict(target.env))

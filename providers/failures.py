@@ -20,11 +20,11 @@ from core.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from core.redaction import redact_text
 from schemas.agents import ModelConfig
 
 # LiteLLM reports a key missing on our side as a 500; no retry can fix it, so it is a refusal.
 _NO_KEY = re.compile(r"missing credentials|api_key client option must be set|no api key", re.IGNORECASE)
-_SECRET = re.compile(r"(sk|pk|key|token)[-_][A-Za-z0-9_\-*]{6,}|Bearer\s+\S+", re.IGNORECASE)
 
 
 def call_errors() -> tuple[type[BaseException], ...]:
@@ -121,5 +121,6 @@ def _retry_after(error: BaseException) -> float | None:
 
 
 def _excerpt(error: BaseException) -> str:
+    """The provider's words, redacted before they are cut: a quoted address or key never survives whole."""
     text = " ".join(str(getattr(error, "message", None) or error).split())
-    return _SECRET.sub("[redacted]", text)[:200]
+    return redact_text(text)[:200]

@@ -57,7 +57,8 @@ class LiteLLMClient:
                 errors.append(error)
                 log.warning("model_route_failed", provider=error.context.get("provider"), model=route.model,
                             code=error.code, status=error.context.get("status"), attempts=calls.made,
-                            circuit=error.context.get("circuit"), fallback_next=index + 1 < len(request.routes))
+                            circuit=error.context.get("circuit"), fallback_next=index + 1 < len(request.routes),
+                            detail=error.context.get("detail"))
                 continue
             return _result(response, route, request, fallback_used=index > 0, attempts=calls.made,
                            latency_ms=(time.perf_counter() - started) * 1000)

@@ -35,8 +35,9 @@ from aiohttp import web
 from providers.schema_fill import fit_to_schema
 
 OPTIONS = {"delay_s": 0.0, "fail_first": [], "always_fail_status": None, "hang": False,
-           "prompt_tokens": None, "completion_tokens": None, "reply": None}
-"""Per-model behaviour; unset options come from the default (model None), then from these values."""
+           "prompt_tokens": None, "completion_tokens": None, "reply": None, "error_quotes_prompt": False}
+"""Per-model behaviour; unset options come from the default (model None), then from these values.
+`error_quotes_prompt`: an error's message quotes the last user message, as a content-policy refusal does."""
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
@@ -88,7 +89,8 @@ async def _chat(request: web.Request, state: _State) -> web.Response:
     failures = list(behaviour["fail_first"] or [])
     status = failures[call] if call < len(failures) else behaviour["always_fail_status"]
     if status:
-        return _error(int(status), model)
+        quoted = _last_user_text(body) if behaviour["error_quotes_prompt"] else None
+        return _error(int(status), model, quoted)
     state.served += 1
     text = _reply_text(body, behaviour)
     prompt_tokens = behaviour["prompt_tokens"]
@@ -107,14 +109,18 @@ async def _chat(request: web.Request, state: _State) -> web.Response:
     })
 
 
-def _reply_text(body: dict[str, Any], behaviour: dict[str, Any]) -> str:
-    if behaviour["reply"] is not None:
-        return str(behaviour["reply"])
+def _last_user_text(body: dict[str, Any]) -> str:
     last_user = next((m.get("content") for m in reversed(body.get("messages") or [])
                       if isinstance(m, dict) and m.get("role") == "user"), "")
     if isinstance(last_user, list):
         last_user = " ".join(str(p.get("text", "")) for p in last_user if isinstance(p, dict))
-    echo = f"echo: {last_user}"
+    return str(last_user)
+
+
+def _reply_text(body: dict[str, Any], behaviour: dict[str, Any]) -> str:
+    if behaviour["reply"] is not None:
+        return str(behaviour["reply"])
+    echo = f"echo: {_last_user_text(body)}"
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
@@ -124,10 +130,13 @@ def _reply_text(body: dict[str, Any], behaviour: dict[str, Any]) -> str:
     return echo
 
 
-def _error(status: int, model: str) -> web.Response:
+def _error(status: int, model: str, quoted: str | None = None) -> web.Response:
     error_type = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     headers = {"retry-after": "0"} if status == 429 else None
-    return web.json_response({"error": {"message": f"loopback answers {status} for model {model}",
+    said = f"loopback answers {status} for model {model}"
+    if quoted is not None:
+        said += f": the request was refused because of this text: {quoted[:500]!r}"
+    return web.json_response({"error": {"message": said,
                                         "type": error_type, "param": None, "code": str(status)}},
                              status=status, headers=headers)
 

@@ -3,7 +3,9 @@
 Secrets are never stored here. A value in `env` or `headers` may hold `${VAR}` references, resolved from the
 worker's environment when the server is started; anything else is a literal. Keys that name a secret (KEY,
 TOKEN, SECRET, PASSWORD, CREDENTIAL, AUTHORIZATION) must hold a reference, so a pasted key is refused at
-registration instead of landing in the database. `{tenant_id}` in `args`, `env`, `url` or `headers` is the
+registration instead of landing in the database. A reference anywhere else (`command`, `args`, `url`) is
+refused too: a command line and a URL end up in process listings, server logs and error messages, where an
+expanded key would be written raw. `{tenant_id}` in `args`, `env`, `url` or `headers` is the
 id of the tenant whose job starts the server, so one registration serves every tenant with its own process.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 ENV_REFERENCE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TENANT_PLACEHOLDER = "{tenant_id}"
@@ -34,6 +36,17 @@ def _refuse_literal_secrets(values: dict[str, str], what: str) -> dict[str, str]
     return values
 
 
+def _refuse_references(values: list[str], where: str) -> None:
+    for value in values:
+        found = ENV_REFERENCE_RE.search(value)
+        if found:
+            raise ValueError(
+                f"{where} holds the environment reference {found.group(0)!r}, but references are resolved only "
+                "in env values (stdio) and headers (http): pass the value to the server through env, e.g. "
+                f"env {{\"{found.group(1)}\": \"{found.group(0)}\"}}, and read it there"
+            )
+
+
 class McpServerConfig(BaseModel):
     """One MCP server: how to reach it, which of its tools may be called, and how long a call may take."""
 
@@ -53,6 +66,19 @@ class McpServerConfig(BaseModel):
     timeout_s: float | None = Field(
         default=None, gt=0, le=3600, description="Deadline of one call; unset: TENANTQ_MCP_CALL_TIMEOUT_S."
     )
+
+    @field_validator("command", "url")
+    @classmethod
+    def _no_reference(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            _refuse_references([value], info.field_name or "")
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _no_reference_in_args(cls, value: list[str]) -> list[str]:
+        _refuse_references(value, "args")
+        return value
 
     @field_validator("env")
     @classmethod

@@ -56,11 +56,11 @@ def run(envelope: JobEnvelope, attempt: int, *, may_wait: bool = True) -> JobOut
 def crashed(attempt: int, exc: BaseException) -> JobOutcome:
     """The outcome of a run that raised what no handler expects (a bug): failed, with the type named."""
     error = TenantqError(f"Internal error while running the job: {type(exc).__name__}. It was logged.")
-    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_dict())
+    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_record())
 
 
 def _failed(attempt: int, error: TenantqError, ctx: JobContext | None,
             trail: jobs.Trail, log: Any) -> JobOutcome:
     log.warning("job.failed", code=error.code, error=error.message)
-    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_dict(),
+    return JobOutcome(status=JobStatus.failed, attempt=attempt, error=error.to_record(),
                       usage=ctx.usage if ctx else [], events=trail.events)

@@ -138,7 +138,7 @@ def fail(tenant_id: str, job_id: str, error: TenantqError) -> bool:
     db = tenant_db(tenant_id)
     failed = db.executions.update_one(
         {"_id": job_id, "status": {"$in": [JobStatus.queued.value, JobStatus.running.value]}},
-        {"$set": {"status": JobStatus.failed.value, "finished_at": now(), "error": error.to_dict()}},
+        {"$set": {"status": JobStatus.failed.value, "finished_at": now(), "error": error.to_record()}},
     )
     if failed.matched_count:
         _upsert(db.audit_log, _event_doc(job_id, 0, "failed", AuditEvent(event="failed", at=now(),

@@ -126,12 +126,32 @@ def worker(ctx: click.Context, classes: str, concurrency: int | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
-def ingress(host: str, port: int) -> None:
-    """Serve the HTTP ingress (FastAPI under uvicorn)."""
+@click.option("--log-level", default="warning", show_default=True,
+              help="uvicorn's log level; info logs every request (its path and query redacted).")
+def ingress(host: str, port: int, log_level: str) -> None:
+    """Serve the HTTP ingress (FastAPI under uvicorn), every log line redacted."""
     import uvicorn
 
+    from core.logs import redact_streams
+
     _connect()
-    uvicorn.run("ingress.app:app", host=host, port=port, log_level="warning")
+    redact_streams()
+    uvicorn.run("ingress.app:app", host=host, port=port, log_level=log_level)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+              add_help_option=False)
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Serve Flower (`celery -A workers.app flower ARGS`), its log lines redacted like the fleet's."""
+    from celery.bin.celery import main as celery
+
+    from core.logs import redact_streams
+
+    _connect()
+    redact_streams()
+    sys.argv = ["celery", "-A", "workers.app", "flower", *ctx.args]
+    sys.exit(celery())
 
 
 @main.group()

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import ConfigurationError, FleetUnreachable
+from core.secretfiles import write_private
 
 LOCK_FILE = "fleet.lock"
 STATE_FILE = "fleet.json"
@@ -86,11 +87,7 @@ def recorded(data_dir: Path, state: dict[str, str]) -> Iterator[None]:
     """Record where the fleet listens for as long as the block runs; the caller holds the data dir's lock.
     The file is readable by its owner only: the URLs may carry credentials."""
     path = data_dir / STATE_FILE
-    partial = path.with_name(f".{STATE_FILE}.partial")
-    partial.unlink(missing_ok=True)
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-        json.dump(state, out, indent=2)
-    partial.replace(path)
+    write_private(path, json.dumps(state, indent=2))
     try:
         yield
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -21,6 +20,8 @@ from typing import Any
 import click
 import httpx
 
+from core.redaction import remember
+from core.secretfiles import ensure_admin_token, keep_tenant_key
 from tenantq import fleetstate
 from tenantq.localfleet import LocalFleet
 from tenantq.reach import public_url
@@ -33,29 +34,33 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
     configure("WARNING")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     env = {"TENANTQ_WORKER_CONCURRENCY": str(concurrency)} if concurrency else {}
-    admin_token = os.environ.get("TENANTQ_ADMIN_TOKEN") or secrets.token_urlsafe(24)
-    env["TENANTQ_ADMIN_TOKEN"] = admin_token
     ingress_url, flower_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{flower_port}"
     with LocalFleet(data_dir, env) as fleet, fleetstate.recorded(fleet.data_dir, {
         "REDIS_URL": fleet.redis_url, "MONGODB_URL": fleet.mongodb_url, "ingress": ingress_url, "flower": flower_url,
     }):
+        # Printed is where the token is, never the token: this output is often kept in a log. The fleet's
+        # processes read it from the file (their TENANTQ_DATA_DIR), unless the operator set it for them.
+        token_file, token = ensure_admin_token(fleet.data_dir, os.environ.get("TENANTQ_ADMIN_TOKEN"))
+        remember(token)
         click.echo(f"redis    {public_url(fleet.redis_url)}\nmongodb  {public_url(fleet.mongodb_url)}")
         _prepare_master_data(fleet)
         for _ in range(workers):
             fleet.start_worker(concurrency=concurrency or 128, wait=False)
-        fleet.start("ingress", [sys.executable, "-m", "uvicorn", "ingress.app:app", "--host", "127.0.0.1",
-                                "--port", str(port), "--log-level", "warning"])
-        fleet.start("flower", [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
-                               f"--port={flower_port}", "--address=127.0.0.1"])
+        # Started as `tenantq ingress` and `tenantq flower`, so their lines pass the fleet's redaction.
+        fleet.start("ingress", [sys.executable, "-m", "tenantq", "ingress", "--host", "127.0.0.1",
+                                "--port", str(port)])
+        fleet.start("flower", [sys.executable, "-m", "tenantq", "flower", f"--port={flower_port}",
+                               "--address=127.0.0.1"])
         for process in fleet.processes:
             if process.name.startswith("worker-"):
                 fleet.wait_registered(process)
         _wait_http(f"{ingress_url}/healthz", fleet)
         if demo:
-            run_demo(ingress_url)
+            run_demo(ingress_url, fleet.data_dir)
         click.echo(f"\ningress  {ingress_url}  (API docs {ingress_url}/docs)\nflower   {flower_url}\n"
-                   f"logs     {fleet.log_dir}\nqueues   curl -H 'Authorization: Bearer {admin_token}' "
-                   f"{ingress_url}/v1/queues   (or: tenantq queues)")
+                   f"logs     {fleet.log_dir}\nadmin    token in {token_file} (readable by you only)\n"
+                   f"queues   curl -H \"Authorization: Bearer $(cat {token_file})\" {ingress_url}/v1/queues"
+                   "   (or: tenantq queues)")
         if exit_after_demo:
             return
         click.echo("serving; Ctrl-C stops the fleet")
@@ -105,7 +110,7 @@ def _serve(fleet: LocalFleet) -> None:
 # --- the demo ------------------------------------------------------------------------------------------------
 
 
-def run_demo(ingress_url: str) -> None:
+def run_demo(ingress_url: str, data_dir: Path) -> None:
     from core.errors import UnknownTenant
     from schemas.tenants import TenantCreate
     from tenancy.registry import create_tenant, get_tenant
@@ -118,8 +123,9 @@ def run_demo(ingress_url: str) -> None:
             get_tenant(spec["tenant_id"])
         except UnknownTenant:
             tenant, key = create_tenant(TenantCreate.model_validate(spec))
-            click.echo(f"created demo tenant {tenant.tenant_id}; its API key (shown once):\n  {key}")
-            click.echo(f"  try: curl -H 'Authorization: Bearer {key}' {ingress_url}/v1/jobs/<job id>")
+            key_file = keep_tenant_key(data_dir, tenant.tenant_id, key)
+            click.echo(f"created demo tenant {tenant.tenant_id}; its API key is in {key_file}")
+            click.echo(f"  try: curl -H \"Authorization: Bearer $(cat {key_file})\" {ingress_url}/v1/jobs/<job id>")
     click.echo(f"\ndemo batch: {len(batch['jobs'])} jobs")
     submitted: list[tuple[str, str, str]] = []
     for job in batch["jobs"]:

@@ -27,7 +27,10 @@ TEST_ENV = {
     "TENANTQ_JOB_DEADLINE_S": "5",
     "TENANTQ_ADMIN_TOKEN": "test-admin-token",
     "LOOPBACK_API_KEY": "sk-loopback-test",
+    "TQ_PROBE_API_KEY": "quiet-harbor-7391-lantern",
 }
+"""The environment of the session's workers. TQ_PROBE_API_KEY is a secret of no known shape, which only its
+name says is one (tests/test_secrets.py)."""
 
 
 @pytest.fixture(scope="session")

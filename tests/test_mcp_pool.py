@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -10,17 +11,21 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import structlog
 from pydantic import BaseModel, TypeAdapter
 
 from core.errors import ToolError, ToolResultInvalid, ToolTimeout, ToolUnavailable
+from core.logs import configure
 from core.settings import McpSettings
 from mcp_clients.pool import McpPool
 from schemas.mcp import McpServerConfig
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
@@ -64,6 +69,11 @@ FAULTY_SERVER = textwrap.dedent('''
     @app.tool(structured_output=False)
     def env(name: str) -> str:
         return os.environ.get(name, "<unset>")
+
+    @app.tool(structured_output=False)
+    def shout(text: str) -> str:
+        print(text, flush=True, file=sys.stderr)
+        return "said"
 
     app.run("stdio")
 ''')
@@ -261,6 +271,34 @@ def test_env_references_are_filled_from_the_worker_and_missing_ones_are_named(sc
     token, region, error = run(scenario())
     assert token == "s3cret" and region == "eu-acme"
     assert "TQ_TEST_ERP_TOKEN" in error.message and "s3cret" not in error.message
+
+
+def test_what_a_stdio_server_writes_to_stderr_is_logged_by_the_worker_redacted(
+    script: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret, address = f"plain{uuid.uuid4().hex}", f"jörg.müller.{uuid.uuid4().hex[:6]}@bücher.de"
+    monkeypatch.setenv("TQ_TEST_SHOUT_TOKEN", secret)
+    config = faulty(script, env={"SHOUT_TOKEN": "${TQ_TEST_SHOUT_TOKEN}"})
+    stream = io.StringIO()
+    configure("INFO")  # learns the environment's secrets, as a worker does when it starts
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(stream))
+
+    async def scenario() -> None:
+        pool = McpPool(McpSettings())
+        try:
+            await pool.call_text(config, "shout", {"text": f"starting with {secret} for {address}"})
+            await pool.call_text(config, "env", {"name": "SHOUT_TOKEN"})  # the server holds the real value
+        finally:
+            await pool.aclose()
+
+    try:
+        run(scenario())
+        wait_for(lambda: "mcp.server_stderr" in stream.getvalue(), timeout=10)
+    finally:
+        structlog.reset_defaults()
+    logged = stream.getvalue()
+    assert "server=faulty" in logged and "starting with <redacted> for <email:" in logged, logged
+    assert secret not in logged and address not in logged
 
 
 def test_a_tenant_scoped_registration_starts_one_server_per_tenant(script: Path) -> None:

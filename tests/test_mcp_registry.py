@@ -114,3 +114,28 @@ def test_a_literal_secret_cannot_be_registered(field: str, value: dict[str, str]
     with pytest.raises(ValidationError) as failure:
         McpServerConfig(**spec, **{field: value})
     assert "${" in str(failure.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("args", ["--key", "${OPENAI_API_KEY}"]),
+    ("command", "${TOOLS_DIR}/server"),
+    ("url", "https://mcp.example.com/mcp?token=${MCP_TOKEN}"),
+])
+def test_an_environment_reference_outside_env_and_headers_is_refused_naming_where_they_belong(
+    field: str, value: Any,
+) -> None:
+    spec: dict[str, Any] = {"name": "leaky", "command": "npx"} if field != "url" else {
+        "name": "leaky", "transport": "http"}
+    with pytest.raises(ValidationError) as failure:
+        McpServerConfig(**{**spec, field: value})
+    message = str(failure.value)
+    assert field in message and "only in env values (stdio) and headers (http)" in message, message
+
+
+def test_a_stored_registration_with_a_reference_in_its_args_is_refused_when_loaded(
+    db: Database[dict[str, Any]],
+) -> None:
+    db[COLLECTION].insert_one({"_id": "old", "command": "npx", "args": ["--key=${OPENAI_API_KEY}"]})
+    with pytest.raises(ConfigurationError) as failure:
+        load_servers(db, ["old"])
+    assert "'old'" in failure.value.message and "env" in failure.value.message

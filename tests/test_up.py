@@ -7,12 +7,14 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -73,13 +75,14 @@ def one_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def serving_up(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
+def serving_up(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
     """`tenantq up` on its embedded Redis and nx-27017 (no worker: none is needed here), once it serves;
-    stopped with SIGTERM afterwards unless the test ended it."""
-    out = data_dir.parent / f"{data_dir.name}-up.out"
+    stopped with SIGTERM afterwards unless the test ended it. Its output is in `<data dir>-up.out`."""
+    out = up_output(data_dir)
     with out.open("w") as sink:
         process = subprocess.Popen([sys.executable, "-m", "tenantq", *up_args(data_dir, "--workers", "0")],
-                                   env=command_env({}), stdout=sink, stderr=subprocess.STDOUT, text=True)
+                                   env=env if env is not None else command_env({}), stdout=sink,
+                                   stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: "serving" in out.read_text() or process.poll() is not None, timeout=120, interval=0.2)
         assert process.poll() is None, out.read_text()
@@ -88,6 +91,10 @@ def serving_up(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
+
+
+def up_output(data_dir: Path) -> Path:
+    return data_dir.parent / f"{data_dir.name}-up.out"
 
 
 def child_pids(pid: int) -> list[int]:
@@ -183,3 +190,59 @@ def test_a_command_that_cannot_reach_the_fleet_says_so_in_one_line_within_2_s(
     assert one_line(done.stderr) == f"error: cannot reach {down} at {shown}: is the fleet running? (tenantq up)"
     assert "s3cret" not in done.stdout + done.stderr
     assert took < 2, f"{took:.1f} s"
+
+
+# --- secrets ------------------------------------------------------------------------------------------------
+
+
+def without_admin_token() -> dict[str, str]:
+    return {k: v for k, v in command_env({}).items() if k != "TENANTQ_ADMIN_TOKEN"}
+
+
+def test_up_keeps_a_generated_admin_token_in_a_private_file_across_restarts_and_prints_only_its_path(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    token_file = data_dir / "admin-token"
+    tokens = []
+    for _ in range(2):
+        with serving_up(data_dir, without_admin_token()):
+            assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+            token = token_file.read_text().strip()
+            tokens.append(token)
+            state = json.loads((data_dir / "fleet.json").read_text())
+            queues = f"{state['ingress']}/v1/queues"
+            assert httpx.get(queues, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert httpx.get(queues, headers={"Authorization": "Bearer guessed"}).status_code == 401
+            banner = up_output(data_dir).read_text()
+            assert f'Bearer $(cat {token_file.resolve()})' in banner, banner
+            assert token not in banner
+    assert tokens[0] == tokens[1] and len(tokens[0]) >= 32, "the token is generated once and kept"
+    logs = "".join(p.read_text(errors="replace") for p in (data_dir / "logs").iterdir())
+    assert tokens[0] not in logs
+
+
+def test_no_banner_or_log_of_up_holds_the_admin_token_a_tenant_key_or_a_lead_address(tmp_path: Path) -> None:
+    token = f"operator-{uuid.uuid4().hex}"
+    data_dir = tmp_path / "data"
+    argv = [sys.executable, "-m", "tenantq", "up", "--data-dir", str(data_dir), "--port", str(free_port()),
+            "--flower-port", str(free_port()), "--exit-after-demo", "--concurrency", "8"]
+    done = subprocess.run(argv, env={**without_admin_token(), "TENANTQ_ADMIN_TOKEN": token},
+                          capture_output=True, text=True, timeout=220)
+    banner = done.stdout + done.stderr
+    assert done.returncode == 0, banner
+    assert (data_dir / "admin-token").read_text().strip() == token, "the operator's token is the one kept"
+    assert stat.S_IMODE((data_dir / "admin-token").stat().st_mode) == 0o600
+    key_files = sorted((data_dir / "keys").iterdir())
+    assert [p.name for p in key_files] == ["autohaus-demo", "sapconsult-demo"], banner
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in key_files)
+    keys = [p.read_text().strip() for p in key_files]
+    assert all(k.startswith("tq_") for k in keys) and f"$(cat {key_files[0].resolve()})" in banner
+    logs = {p.name: p.read_text(errors="replace") for p in data_dir.rglob("*.log")}  # the servers' too
+    assert {"ingress.log", "flower.log"} <= set(logs) and any(n.startswith("worker-") for n in logs)
+    batch = json.loads((Path(__file__).parent.parent / "tenantq" / "demo" / "batch.json").read_text())
+    addresses = {job["payload"]["from"] for job in batch["jobs"] if "from" in job["payload"]}
+    for secret in (token, *keys):
+        assert secret not in banner, "a secret is in the banner"
+        assert not [name for name, text in logs.items() if secret in text], "a secret is in a log"
+    for address in addresses:
+        assert not [name for name, text in logs.items() if address in text], f"{address} is in a log"
