@@ -63,6 +63,14 @@ class TenantSuspended(TenantError):
     http_status = 403
 
 
+class UnknownTemplate(TenantError):
+    """A tenant names an agent template that the master database does not hold; the context lists those
+    it does (`templates`)."""
+
+    code = "unknown_template"
+    http_status = 422
+
+
 class AuthenticationError(TenantqError):
     code = "unauthenticated"
     http_status = 401
