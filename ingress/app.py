@@ -1,7 +1,8 @@
 """The HTTP ingress. The tenant comes from the Bearer API key, never from the body.
 
-Every rejection (401, 404, 413, 422, 402, 403) enqueues nothing and says what to do; every TenantqError
-becomes a JSON body `{"error": {"code", "message", ...}}` with the status its class names.
+Every rejection (401, 404, 413, 422, 429, 402, 403) enqueues nothing and says what to do; every TenantqError
+becomes a JSON body `{"error": {"code", "message", ...}}` with the status its class names. Credentials are
+checked, and bodies bounded, by the guard in front of every route (`ingress/guard.py`) before a route runs.
 """
 
 from __future__ import annotations
@@ -17,21 +18,18 @@ from pydantic import TypeAdapter, ValidationError
 
 from ingress.admin import router as admin_router
 from ingress.auth import Tenant
+from ingress.guard import Guard
 from ingress.metrics import FleetCollector
+from ingress.responses import error_response
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
 from tenancy.queues import get_queues
-from tenantq.errors import InvalidJob, TenantqError
+from tenantq.errors import TenantqError
 from tenantq.logs import get_logger
-from tenantq.settings import get_settings
 
 _job_request: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
 
-
-class PayloadTooLarge(InvalidJob):
-    code = "payload_too_large"
-    http_status = 413
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Where and why a job is invalid. The input is left out: it may be bytes that are not JSON (a body
@@ -44,8 +42,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(TenantqError)
     async def _tenantq_error(_: Request, exc: TenantqError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -64,15 +61,8 @@ def create_app() -> FastAPI:
         "requestBody": {"required": True, "content": {"application/json": {"schema": _job_request.json_schema()}}}
     })
     async def create_job(request: Request, tenant_id: Tenant) -> EnqueueResponse:
-        limit = get_settings().fleet.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"Body over {limit // 1024} KiB; nothing was enqueued.", tenant_id=tenant_id)
-        body = await request.body()
-        if len(body) > limit:
-            raise PayloadTooLarge(f"Body over {limit // 1024} KiB; nothing was enqueued.", tenant_id=tenant_id)
-        try:
-            job = _job_request.validate_json(body)
+        try:  # the guard has bounded the body already
+            job = _job_request.validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse(  # type: ignore[return-value]
                 {"error": {"code": "invalid_job", "message": "The job is invalid; nothing was enqueued.",
@@ -99,6 +89,7 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(admin_router)
+    app.add_middleware(Guard)
     return app
 
 

@@ -76,6 +76,14 @@ class AuthenticationError(TenantqError):
     http_status = 401
 
 
+class PayloadTooLarge(TenantqError):
+    """A request body over the limit of its route, refused while it streams in: nothing was read past the
+    limit, and nothing was written or enqueued."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class InvalidJob(TenantqError):
     """A job that can never run as given: fix the input and submit again."""
 
@@ -116,6 +124,14 @@ class BudgetExceeded(LimitError):
 
 class RateLimited(LimitError):
     code = "rate_limited"
+    http_status = 429
+
+
+class AuthenticationThrottled(LimitError):
+    """A client address failed authentication too often: it is refused, its credentials unchecked, until
+    its window ends (`retry_after_s`)."""
+
+    code = "authentication_throttled"
     http_status = 429
 
 
