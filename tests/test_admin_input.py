@@ -1,5 +1,6 @@
-"""Plans are bounded before anything is written, a tenant names a template that exists, and a plan stored
-before the bounds existed neither stops the fleet from starting nor overflows what admission compares."""
+"""Admin input is checked before anything is written: plans are bounded, a tenant names a template that
+exists, agent overrides are text a database can store; and a plan stored before the bounds existed neither
+stops the fleet from starting nor overflows what admission compares."""
 
 from __future__ import annotations
 
@@ -103,6 +104,30 @@ def test_an_unknown_template_is_refused_with_the_templates_that_exist_and_nothin
     assert {"default", "car-dealer"} <= set(error["templates"])
     assert "'no-such-template' does not exist" in error["message"]
     assert all(name in error["message"] for name in error["templates"])
+    assert_not_created(api, tenant_id)
+
+
+AGENTS = [
+    ('{"prompts": {"chat\\u0000draft": "chat_draft"}}', "prompts"),
+    ('{"prompts": {"$where": "chat_draft"}}', "prompts"),
+    ('{"prompts": {"a.b": "chat_draft"}}', "prompts"),
+    ('{"dos": ["\\udfff"]}', "dos"),
+    ('{"model": "\\ud800"}', "model"),
+    ('{"fallbacks": ["' + "m" * 201 + '"]}', "fallbacks"),
+    ('{"donts": [' + ", ".join(['"x"'] * 101) + "]}", "donts"),
+]
+
+
+@pytest.mark.parametrize(("agent", "field"), AGENTS, ids=["nul-key", "dollar-key", "dotted-key", "lone-surrogate",
+                                                          "surrogate-model", "long-name", "101-donts"])
+def test_agent_overrides_no_database_can_store_are_refused_and_nothing_is_created(
+    api: Any, agent: str, field: str
+) -> None:
+    tenant_id = f"agt-{uuid.uuid4().hex[:10]}"
+    answer = api.post("/v1/tenants", content=f'{{"tenant_id": "{tenant_id}", "agent": {agent}}}', headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    fields = answer.json()["error"]["fields"]
+    assert any(f["loc"][:3] == ["body", "agent", field] for f in fields), fields
     assert_not_created(api, tenant_id)
 
 
