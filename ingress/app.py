@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingress.admin import router as admin_router
 from ingress.auth import Tenant
@@ -33,6 +34,10 @@ _job_schema = _job_request.json_schema(ref_template="#/components/schemas/{model
 _job_definitions = _job_schema.pop("$defs")
 """The job body's schema refers to its parts among the document's components, where `openapi` puts them: a
 schema's own `#/$defs/...` would point at the document's root, where no reader (nor the fuzzer) finds them."""
+
+
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+_CLEARER = {"There was an error parsing the body": "The body is not text in UTF-8; nothing was changed."}
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -54,6 +59,14 @@ def create_app() -> FastAPI:
         body = {"error": {"code": "invalid_request", "message": "The request is invalid; nothing was changed.",
                           "fields": fields}}
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """What the framework answers itself (no such route, method or readable body), in the one shape."""
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = _CLEARER.get(str(exc.detail), str(exc.detail))
+        return JSONResponse({"error": {"code": code, "message": message}}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

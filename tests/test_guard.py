@@ -83,6 +83,20 @@ def test_a_non_ascii_bearer_token_is_refused_with_401(services: dict[str, str], 
             assert answer.headers["www-authenticate"] == "Bearer"
 
 
+def test_what_the_framework_refuses_itself_answers_in_the_one_error_shape(api: Any, make_tenant: Any) -> None:
+    tenant_id, _ = make_tenant("guard")
+    admin = {**bearer(ADMIN_TOKEN), "content-type": "application/json"}
+    for method, path, body, status, code in [
+        ("GET", "/no/such/route", None, 404, "not_found"),
+        ("DELETE", "/v1/queues", None, 405, "method_not_allowed"),
+        ("PUT", f"/v1/tenants/{tenant_id}/plan", b"\xff\xfe{", 400, "invalid_request"),
+    ]:
+        answer = api.request(method, path, content=body, headers=admin)
+        assert answer.status_code == status, answer.text
+        assert answer.json()["error"]["code"] == code
+        assert answer.json()["error"]["message"]
+
+
 # --- throttling failed authentication -----------------------------------------------------------------------
 
 
