@@ -71,9 +71,25 @@ class TenantSuspended(TenantError):
     http_status = 403
 
 
+class UnknownTemplate(TenantError):
+    """A tenant names an agent template that the master database does not hold; the context lists those
+    it does (`templates`)."""
+
+    code = "unknown_template"
+    http_status = 422
+
+
 class AuthenticationError(TenantqError):
     code = "unauthenticated"
     http_status = 401
+
+
+class PayloadTooLarge(TenantqError):
+    """A request body over the limit of its route, refused while it streams in: nothing was read past the
+    limit, and nothing was written or enqueued."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 class InvalidJob(TenantqError):
@@ -116,6 +132,14 @@ class BudgetExceeded(LimitError):
 
 class RateLimited(LimitError):
     code = "rate_limited"
+    http_status = 429
+
+
+class AuthenticationThrottled(LimitError):
+    """A client address failed authentication too often: it is refused, its credentials unchecked, until
+    its window ends (`retry_after_s`)."""
+
+    code = "authentication_throttled"
     http_status = 429
 
 

@@ -100,6 +100,15 @@ class FleetSettings(BaseSettings):
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Longest wait between admission rounds.")
     admit_batch: int = Field(default=64, ge=1, le=1000, description="Jobs admitted per admission round trip.")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest job body the ingress takes.")
+    admin_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest body of an admin request, and of any other request "
+        "that is not a job submission.")
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed authentications a client address may make per window; past "
+        "that its requests are answered 429, their credentials unchecked, until the window ends.")
+    auth_failure_window_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="The window of TENANTQ_AUTH_FAILURE_LIMIT, opened by an "
+        "address's first failure.")
     agent_cache_size: int = Field(default=500, ge=1, description="Agent configs cached per process.")
     agent_cache_ttl_s: float = Field(default=60.0, ge=0, description="How long a cached agent config lives.")
     admin_token: str | None = Field(default=None, description="Bearer token of the admin endpoints. Unset: the "

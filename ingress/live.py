@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
@@ -23,11 +22,11 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from core.errors import AuthenticationError, TenantqError
+from core.errors import TenantqError
 from core.logs import get_logger
 from core.settings import get_settings
+from ingress.auth import Caller, bearer_token, identify
 from tenancy import jobs
-from tenancy.apikeys import authenticate
 from tenancy.events import TERMINAL, channel
 
 router = APIRouter(tags=["live updates"])
@@ -103,19 +102,18 @@ def hub() -> EventHub:
     return _hubs[loop]
 
 
-async def watcher_tenant(authorization: str | None, token: str | None, project_id: str | None) -> str:
-    """The tenant whose job may be watched with these credentials; AuthenticationError otherwise."""
-    secret = token
-    if authorization and authorization.lower().startswith("bearer "):
-        secret = authorization[7:].strip()
-    if not secret:
-        raise AuthenticationError("Send the API key as 'Authorization: Bearer tq_...' or as ?token=.")
-    admin = get_settings().fleet.admin_token
-    if admin and hmac.compare_digest(secret.encode(), admin.encode()):
-        if not project_id:
-            raise AuthenticationError("With the admin token, name the project: ?project_id=<tenant id>.")
+async def watcher_tenant(authorization: str | None, token: str | None, project_id: str | None,
+                         address: str | None) -> str:
+    """The tenant whose job may be watched with these credentials: a tenant's key, or the admin token with
+    the project named; failures count against the client address like any other (`ingress.auth.identify`)."""
+    secret = bearer_token(authorization.encode("latin-1") if authorization else None)
+    secret = secret or (token.encode() if token else None)
+    if project_id is not None:
+        await run_in_threadpool(identify, Caller.admin, secret, address)
         return project_id
-    return await run_in_threadpool(authenticate, secret)
+    tenant_id = await run_in_threadpool(identify, Caller.tenant, secret, address)
+    assert tenant_id is not None
+    return tenant_id
 
 
 async def current_state(tenant_id: str, job_id: str) -> dict[str, Any]:
@@ -149,7 +147,8 @@ async def updates(tenant_id: str, job_id: str) -> AsyncGenerator[dict[str, Any],
 async def execution_socket(websocket: WebSocket, execution_id: str, token: str | None = None,
                            project_id: str | None = None) -> None:
     try:
-        tenant_id = await watcher_tenant(websocket.headers.get("authorization"), token, project_id)
+        tenant_id = await watcher_tenant(websocket.headers.get("authorization"), token, project_id,
+                                         websocket.client.host if websocket.client else None)
         stream = updates(tenant_id, execution_id)
         first = await anext(stream)
     except TenantqError as error:
@@ -183,7 +182,8 @@ async def _until_closed(websocket: WebSocket) -> None:
     401: {"description": "No valid key or admin token."}, 404: {"description": "No such job for this tenant."}})
 async def job_events(request: Request, job_id: str, token: Annotated[str | None, Query()] = None,
                      project_id: Annotated[str | None, Query()] = None) -> StreamingResponse:
-    tenant_id = await watcher_tenant(request.headers.get("authorization"), token, project_id)
+    tenant_id = await watcher_tenant(request.headers.get("authorization"), token, project_id,
+                                     request.client.host if request.client else None)
     stream = updates(tenant_id, job_id)
     first = await anext(stream)  # an unknown job is a 404 before the stream starts
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(max_length=200)]
+"""A model, prompt, MCP server or tool name. A bounded string is also one that pydantic checks is text (a
+lone surrogate, which no database can store, is refused)."""
+Line = Annotated[str, Field(max_length=2_000)]
+PromptKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
+"""A job kind, as a key of stored documents: no dots, dollars or NUL bytes, which MongoDB refuses in keys."""
 
 
 class ModelConfig(BaseModel):
@@ -28,16 +37,18 @@ class AgentSettings(BaseModel):
     personality: str | None = Field(default=None, max_length=2_000)
     tonality: str | None = Field(default=None, max_length=500)
     response_style: str | None = Field(default=None, max_length=500)
-    dos: list[str] | None = None
-    donts: list[str] | None = None
+    dos: list[Line] | None = Field(default=None, max_length=100)
+    donts: list[Line] | None = Field(default=None, max_length=100)
     language: str | None = Field(default=None, max_length=50)
-    model: str | None = Field(default=None, description="A model config name or a LiteLLM model string.")
-    fallbacks: list[str] | None = None
+    model: Name | None = Field(default=None, description="A model config name or a LiteLLM model string.")
+    fallbacks: list[Name] | None = Field(default=None, max_length=20)
     max_tokens: int | None = Field(default=None, ge=1, le=32_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
-    prompts: dict[str, str] | None = Field(default=None, description="Job kind -> system prompt name.")
-    mcp_servers: list[str] | None = Field(default=None, description="MCP servers this agent may use.")
-    allowed_tools: list[str] | None = Field(default=None, description="Tools it may call; empty: all allowed.")
+    prompts: dict[PromptKind, Name] | None = Field(default=None, max_length=50,
+                                                   description="Job kind -> system prompt name.")
+    mcp_servers: list[Name] | None = Field(default=None, max_length=50, description="MCP servers this agent may use.")
+    allowed_tools: list[Name] | None = Field(default=None, max_length=500,
+                                             description="Tools it may call; empty: all allowed.")
 
 
 class AgentTemplate(AgentSettings):

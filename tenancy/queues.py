@@ -122,8 +122,13 @@ class TenantQueues:
     # --- tenants -----------------------------------------------------------------------------------------
 
     def sync_tenant(self, tenant_id: str, plan: Plan, status: TenantStatus, default_cap: int = 0) -> None:
-        """Mirror a tenant's plan into Redis, where admission reads it, and ring it if it has work."""
-        budget_usd = -1 if plan.monthly_budget_usd is None else int(plan.monthly_budget_usd * MICRO)
+        """Mirror a tenant's plan into Redis, where admission reads it, and ring it if it has work.
+
+        The plan is brought within its bounds first: one built without validation (or stored before plans
+        were bounded) must neither fail here, halfway, nor put a number into Redis that a counter cannot
+        be compared with."""
+        plan, _ = Plan.clamped(plan.model_dump())
+        budget_usd = -1 if plan.monthly_budget_usd is None else round(plan.monthly_budget_usd * MICRO)
         key = f"{self.p}:tenant:{tenant_id}"
         self.r.hset(key, mapping={
             "status": status.value,

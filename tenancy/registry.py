@@ -8,13 +8,17 @@ Agent configs are resolved from the master template plus the tenant's overrides 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from cachetools import TTLCache
+from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from core.errors import ConfigurationError, TenantExists, UnknownTenant
+from core.errors import ConfigurationError, TenantExists, UnknownTemplate, UnknownTenant
+from core.logs import get_logger
 from core.settings import get_settings
 from schemas.agents import AgentConfig, AgentSettings, ModelConfig
 from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
@@ -22,14 +26,20 @@ from tenancy.apikeys import issue_key
 from tenancy.mongo import master_db, validate_tenant_id
 from tenancy.queues import get_queues
 
+TEMPLATES_NAMED = 50
+"""Most template ids an unknown-template error lists."""
+
 
 def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
     """Register a tenant and issue its first API key (returned once, stored hashed)."""
     validate_tenant_id(spec.tenant_id)  # a spec built without validation must not name a database
     db = master_db()
     if db.agent_templates.find_one({"_id": spec.template_id}, {"_id": 1}) is None:
-        raise ConfigurationError(f"Agent template {spec.template_id!r} does not exist.",
-                                 tenant_id=spec.tenant_id)
+        templates = template_ids()
+        raise UnknownTemplate(
+            f"Agent template {spec.template_id!r} does not exist; nothing was created. Name one of: "
+            f"{', '.join(templates) or '(none: run `tenantq up` once to seed the defaults)'}.",
+            tenant_id=spec.tenant_id, template_id=spec.template_id, templates=templates)
     tenant = Tenant(**spec.model_dump(), created_at=datetime.now(UTC))
     doc = tenant.model_dump(mode="json", exclude={"tenant_id"})
     doc["created_at"] = tenant.created_at
@@ -39,6 +49,11 @@ def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
         raise TenantExists(f"Tenant {tenant.tenant_id!r} exists already.", tenant_id=tenant.tenant_id) from exc
     sync_tenant(tenant)
     return tenant, issue_key(tenant.tenant_id)
+
+
+def template_ids(limit: int = TEMPLATES_NAMED) -> list[str]:
+    """The ids of the agent templates a tenant may name, in order (the first `limit`)."""
+    return [str(doc["_id"]) for doc in master_db().agent_templates.find({}, {"_id": 1}).sort("_id", 1).limit(limit)]
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -90,7 +105,30 @@ def sync_tenant(tenant: Tenant) -> None:
 
 def _tenant_from(doc: dict[str, Any]) -> Tenant:
     doc = dict(doc)
-    return Tenant(tenant_id=doc.pop("_id"), **doc)
+    tenant_id = doc.pop("_id")
+    if "plan" in doc:
+        doc["plan"] = _stored_plan(tenant_id, doc["plan"])
+    return Tenant(tenant_id=tenant_id, **doc)
+
+
+def _stored_plan(tenant_id: str, raw: Any) -> Plan:
+    """The plan as stored, or, where it was stored before plans were bounded (1e308 dollars, 2**62 tokens),
+    brought within the bounds: a fleet must start, and serve the tenant, on the data it has."""
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError:
+        plan, fields = Plan.clamped(raw if isinstance(raw, Mapping) else {})
+        _warn_out_of_bounds(tenant_id, tuple(fields))
+        return plan
+
+
+@lru_cache(maxsize=1024)
+def _warn_out_of_bounds(tenant_id: str, fields: tuple[str, ...]) -> None:
+    """Once per process and tenant: the plan is read on every job the tenant submits."""
+    get_logger().warning(
+        "tenant.plan_out_of_bounds", tenant_id=tenant_id, fields=list(fields),
+        hint="The stored plan is served within its bounds; set it anew (PUT /v1/tenants/{id}/plan or "
+        "`tenantq tenants plan`) to store it so.")
 
 
 # --- agent configuration ---------------------------------------------------------------------------------

@@ -92,11 +92,13 @@ def make_tenant(services: dict[str, str]) -> Callable[..., tuple[str, str]]:
 
 @pytest.fixture
 def api(services: dict[str, str]) -> Iterator[Any]:
+    """The ingress in process. Each test calls from a client address of its own, so the failed
+    authentications of one test never throttle another."""
     from fastapi.testclient import TestClient
 
     from ingress.app import create_app
 
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), client=(f"test-{uuid.uuid4().hex[:12]}", 50000)) as client:
         yield client
 
 
