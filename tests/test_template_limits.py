@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from schemas.agents import AgentSettings
 from tasks.prompts import render
 from tenancy.sandbox.environment import BudgetedEnvironment
 from tenancy.sandbox.limits import Limits
@@ -170,3 +171,70 @@ def test_the_compiled_template_cache_stays_bounded_and_keeps_no_refused_template
     for _ in range(100):  # a refused template is not compiled again for every job
         refused(f"{{{{ {3 * small_cache + 1} ** (2 * 10**7) }}}}")
     assert time.monotonic() - started < 1.0
+
+
+# --- saving -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("source", "limit", "says"), [
+    ("x" * 70_000, "TENANTQ_TEMPLATE_MAX_SOURCE_CHARS", "70000 characters"),
+    ("{{ (3 ** (2 * 10**7)) % 10 }}", "TENANTQ_TEMPLATE_MAX_NUMBER_DIGITS", "line 1"),
+    ("line\n{{ 'a' * (3 * 10**8) }}", "TENANTQ_TEMPLATE_MAX_LENGTH", "line 2"),
+    ("{% for i in range(10**9) %}{% endfor %}", "TENANTQ_TEMPLATE_MAX_LENGTH", "range"),
+    ("{{ 1" + "0" * 200 + " }}", "TENANTQ_TEMPLATE_MAX_NUMBER_DIGITS", "a number"),
+    ("{% for %}", None, "does not compile"),
+    ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", None, "too deeply"),
+])
+def test_saving_a_prompt_refuses_one_too_long_not_compiling_or_with_a_huge_constant(
+    services: dict[str, str], source: str, limit: str | None, says: str
+) -> None:
+    from tenancy.mongo import master_db
+    from tenancy.registry import save_prompt
+
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(TemplateError) as raised:
+        save_prompt(name, source)
+    assert raised.value.context.get("limit") == limit
+    assert says in raised.value.message and "cannot be saved" in raised.value.message
+    assert master_db().system_prompts.find_one({"_id": name}) is None
+
+
+@pytest.mark.timeout(30)
+def test_an_agent_may_name_only_prompts_that_exist_and_pass_the_checks(
+    services: dict[str, str], make_tenant: Any
+) -> None:
+    from tenancy.mongo import master_db
+    from tenancy.registry import agent_config, save_prompt, update_agent
+
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    save_prompt(name, "You are {{ agent.name }}.")
+    tenant_id, _ = make_tenant(agent=AgentSettings(prompts={"chat_draft": name}))
+    assert agent_config(tenant_id).prompt_sources["chat_draft"] == "You are {{ agent.name }}."
+    with pytest.raises(TemplateError, match="does not exist"):
+        update_agent(tenant_id, AgentSettings(prompts={"chat_draft": "no-such-prompt"}))
+    # Written past save_prompt (by hand, or saved under looser limits): refused when an agent names it.
+    master_db().system_prompts.update_one({"_id": name}, {"$set": {"template": "{{ 10 ** 1000 }}"}})
+    with pytest.raises(TemplateLimitExceeded) as raised:
+        update_agent(tenant_id, AgentSettings(prompts={"chat_draft": name}))
+    assert raised.value.context["limit"] == "TENANTQ_TEMPLATE_MAX_NUMBER_DIGITS"
+
+
+@pytest.mark.timeout(60)
+def test_prompts_save_stores_a_checked_prompt_and_refuses_a_bomb_in_one_line(
+    services: dict[str, str], tmp_path: Any
+) -> None:
+    from tenancy.mongo import master_db
+    from tests.conftest import tenantq
+
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    good, bomb = tmp_path / "good.j2", tmp_path / "bomb.j2"
+    good.write_text("You are {{ agent.name }}.")
+    bomb.write_text("{{ (3 ** (2 * 10**7)) % 10 }}")
+    refused = tenantq(services, "prompts", "save", name, str(bomb))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "TENANTQ_TEMPLATE_MAX_NUMBER_DIGITS" in refused.stderr and "cannot be saved" in refused.stderr
+    assert master_db().system_prompts.find_one({"_id": name}) is None
+    saved = tenantq(services, "prompts", "save", name, str(good))
+    assert saved.returncode == 0, saved.stderr
+    assert master_db().system_prompts.find_one({"_id": name})["template"] == "You are {{ agent.name }}."
