@@ -238,3 +238,30 @@ def test_prompts_save_stores_a_checked_prompt_and_refuses_a_bomb_in_one_line(
     saved = tenantq(services, "prompts", "save", name, str(good))
     assert saved.returncode == 0, saved.stderr
     assert master_db().system_prompts.find_one({"_id": name})["template"] == "You are {{ agent.name }}."
+
+
+# --- estimating at the ingress ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)  # the first estimate of a process imports LiteLLM
+def test_an_estimate_whose_prompt_runs_out_of_time_counts_it_at_its_largest(
+    services: dict[str, str], make_tenant: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.jobs import JobKind
+    from tasks.estimate import estimate
+    from tenancy.registry import save_prompt
+
+    name = f"p-{uuid.uuid4().hex[:8]}"
+    save_prompt(name, "{% for i in range(9000) %}{{ agent.name }}{% endfor %}")
+    (quick, _), (slow, _) = (make_tenant(agent=AgentSettings(name=n, prompts={"chat_draft": name}))
+                             for n in ("Quick", "Slow"))
+    payload = {"message": "Hello?", "conversation_id": "c1", "lead_id": "l1"}
+    rendered, _ = estimate(quick, JobKind.chat_draft, payload)
+    monkeypatch.setenv("TENANTQ_TEMPLATE_ESTIMATE_TIMEOUT_S", "0.000001")
+    get_settings.cache_clear()
+    try:
+        unrendered, _ = estimate(slow, JobKind.chat_draft, payload)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert unrendered >= get_settings().template.max_render_chars // 4 > rendered
