@@ -196,6 +196,16 @@ class TemplateError(TenantqError):
     http_status = 422
 
 
+class TemplateLimitExceeded(TemplateError):
+    """A template broke one of the limits on what a tenant's template may do; `limit` in its context names the
+    setting (TENANTQ_TEMPLATE_...). Same code as any template error: to a client, the template is at fault."""
+
+
+class TemplateTimeout(TemplateLimitExceeded):
+    """A render used up its CPU time (TENANTQ_TEMPLATE_RENDER_TIMEOUT_S or _ESTIMATE_TIMEOUT_S), or its tenant's
+    share of the process's CPU (TENANTQ_TEMPLATE_CPU_SHARE)."""
+
+
 class ToolError(TenantqError):
     """An MCP tool call failed; the context names the server and the tool."""
 

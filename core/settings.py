@@ -136,6 +136,38 @@ class McpSettings(BaseSettings):
                               "restarted between attempts.")
 
 
+class TemplateSettings(BaseSettings):
+    """Limits on tenants' prompt templates: checked when a template is saved, enforced while it renders, so
+    that one tenant's template cannot slow or exhaust a process that serves the others."""
+
+    model_config = SettingsConfigDict(env_prefix="TENANTQ_TEMPLATE_", extra="ignore")
+
+    max_source_chars: int = Field(default=65_536, ge=1, description="Longest template source that may be "
+                                  "saved or rendered.")
+    max_number_digits: int = Field(default=100, ge=1, le=4_000, description="Largest whole number, in decimal "
+                                   "digits, that a template may write or compute.")
+    max_length: int = Field(default=100_000, ge=1, description="Longest string, list or range that one "
+                            "operation of a template may build (*, +, ~, %, range, a filter, a method).")
+    max_loop_steps: int = Field(default=10_000, ge=1, description="Loop iterations of one render, nested and "
+                                "recursive loops counted together.")
+    max_render_chars: int = Field(default=1_000_000, ge=1, description="Characters (and list items) one render "
+                                  "may handle in all: what its filters, methods and operators read and build, "
+                                  "and what it and its macros write.")
+    max_call_depth: int = Field(default=32, ge=1, le=200, description="Nesting of macro calls and recursive "
+                                "loops.")
+    render_timeout_s: float = Field(default=1.0, gt=0, description="CPU time one render may take in a worker; "
+                                    "the clock is read between a template's operations and loop steps.")
+    estimate_timeout_s: float = Field(default=0.25, gt=0, description="CPU time one render may take for the "
+                                      "ingress's cost estimate; past it the estimate counts the prompt at its "
+                                      "largest (max_render_chars, ~4 characters a token) and the worker decides.")
+    cpu_share: float = Field(default=0.25, gt=0, le=1, description="Share of one CPU that one tenant's renders "
+                             "may use in one process, on average (bursts up to render_timeout_s); past it a "
+                             "worker's render pauses, without holding the GIL, and an estimate's counts the prompt "
+                             "at its largest.")
+    cache_size: int = Field(default=256, ge=0, description="Compiled templates kept per process; only "
+                            "templates that passed the checks are kept, least recently used evicted first.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -144,6 +176,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    template: TemplateSettings = Field(default_factory=TemplateSettings)
 
     def default_model(self) -> str:
         """The tenant-less default: the configured model, else OpenAI where a key is set, else offline."""

@@ -27,6 +27,8 @@ class JobContext:
     log: Any
     usage: list[Usage] = field(default_factory=list)
     trail: jobs.Trail = field(default_factory=jobs.Trail)
+    estimating: bool = False
+    """Prompts render with the ingress estimate's CPU limit (TENANTQ_TEMPLATE_ESTIMATE_TIMEOUT_S)."""
 
     @property
     def currency(self) -> str:
@@ -41,7 +43,8 @@ class JobContext:
         source = self.agent.prompt_sources.get(kind)
         if source is None:
             return ""
-        return render(source, {**self.prompt_variables(), **variables}, tenant_id=self.agent.tenant_id, name=kind)
+        return render(source, {**self.prompt_variables(), **variables}, tenant_id=self.agent.tenant_id, name=kind,
+                      estimate=self.estimating)
 
     def complete(
         self, messages: list[dict[str, Any]], *, json_schema: dict[str, Any] | None = None,

@@ -1,30 +1,32 @@
-"""System prompts: tenant-owned Jinja2 templates, rendered in a sandbox because they are untrusted data."""
+"""System prompts: tenant-owned Jinja2 templates, rendered in the budgeted sandbox because they are untrusted.
+
+A template that breaks one of the limits (tenancy/sandbox, TENANTQ_TEMPLATE_*) fails its own job with a
+`template_error` naming the limit; other tenants' jobs never wait for it.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
-from jinja2 import TemplateError as JinjaError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from core.errors import TemplateError
-
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+from core.errors import TemplateError, TemplateLimitExceeded
+from tenancy.sandbox.limits import Limits
+from tenancy.sandbox.render import render as render_within_limits
 
 
-@lru_cache(maxsize=1024)
-def _compile(source: str) -> Template:
-    return _env.from_string(source)
-
-
-def render(source: str, variables: dict[str, Any], *, tenant_id: str, name: str) -> str:
-    """Render one template; any template fault (syntax, unknown variable, sandbox refusal) is a TemplateError."""
+def render(source: str, variables: dict[str, Any], *, tenant_id: str, name: str, estimate: bool = False) -> str:
+    """Render one template. Any template fault (syntax, unknown variable, sandbox refusal, a limit) is a
+    TemplateError. The render's CPU time counts against the tenant's share of this process: a worker's render
+    waits for it, an estimate's (`estimate`, with the ingress's shorter CPU limit) stops with TemplateTimeout."""
     try:
-        return _compile(source).render(**variables).strip()
-    except JinjaError as exc:
+        return render_within_limits(source, variables, Limits.of(estimate=estimate), owner=tenant_id,
+                                    patient=not estimate).strip()
+    except TemplateLimitExceeded as exc:
+        raise type(exc)(
+            f"System prompt {name!r} broke a limit: {exc.message}. Fix the template in the master database.",
+            tenant_id=tenant_id, template=name, limit=exc.context.get("limit"),
+        ) from exc
+    except TemplateError as exc:
         raise TemplateError(
-            f"System prompt {name!r} failed to render: {exc}. Fix the template in the master database.",
+            f"System prompt {name!r} failed to render: {exc.message}. Fix the template in the master database.",
             tenant_id=tenant_id, template=name,
         ) from exc

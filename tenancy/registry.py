@@ -3,6 +3,10 @@
 A tenant's plan is mirrored into Redis on every change, because admission reads it there on every job.
 Agent configs are resolved from the master template plus the tenant's overrides and cached per process
 (500 entries, 60 s), so a busy worker reads the master database about once a minute per tenant.
+
+System prompts are tenant-owned Jinja2 templates: `save_prompt` is the way to store one, and it stores only
+what passes the sandbox's checks (size, compiles, no huge constant); an agent may name only prompts that exist
+and pass them too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from cachetools import TTLCache
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from core.errors import ConfigurationError, TenantExists, UnknownTemplate, UnknownTenant
+from core.errors import ConfigurationError, TemplateError, TenantExists, UnknownTemplate, UnknownTenant
 from core.logs import get_logger
 from core.settings import get_settings
 from schemas.agents import AgentConfig, AgentSettings, ModelConfig
@@ -25,6 +29,7 @@ from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
 from tenancy.apikeys import issue_key
 from tenancy.mongo import master_db, validate_tenant_id
 from tenancy.queues import get_queues
+from tenancy.sandbox.render import check
 
 TEMPLATES_NAMED = 50
 """Most template ids an unknown-template error lists."""
@@ -40,6 +45,7 @@ def create_tenant(spec: TenantCreate) -> tuple[Tenant, str]:
             f"Agent template {spec.template_id!r} does not exist; nothing was created. Name one of: "
             f"{', '.join(templates) or '(none: run `tenantq up` once to seed the defaults)'}.",
             tenant_id=spec.tenant_id, template_id=spec.template_id, templates=templates)
+    check_prompts(spec.agent.prompts, tenant_id=spec.tenant_id)
     tenant = Tenant(**spec.model_dump(), created_at=datetime.now(UTC))
     doc = tenant.model_dump(mode="json", exclude={"tenant_id"})
     doc["created_at"] = tenant.created_at
@@ -76,10 +82,39 @@ def set_status(tenant_id: str, status: TenantStatus) -> Tenant:
 
 
 def update_agent(tenant_id: str, overrides: AgentSettings) -> Tenant:
+    check_prompts(overrides.prompts, tenant_id=tenant_id)
     tenant = _update(tenant_id, {"agent": overrides.model_dump(mode="json", exclude_none=True)})
     with _cache_lock:
         _cache().pop(tenant_id, None)
     return tenant
+
+
+def save_prompt(name: str, source: str) -> None:
+    """Store a system prompt. One that is too long, does not compile in the sandbox or holds a huge constant
+    is refused with a TemplateError naming the problem (the limit, for a limit), and nothing is stored."""
+    if not name or len(name) > 200:
+        raise TemplateError("A system prompt's name is 1 to 200 characters; nothing was saved.")
+    check_prompt(name, source, "cannot be saved")
+    master_db().system_prompts.replace_one({"_id": name}, {"_id": name, "template": source}, upsert=True)
+    clear_agent_cache()
+
+
+def check_prompt(name: str, source: str, refusal: str, tenant_id: str | None = None) -> None:
+    try:
+        check(source)
+    except TemplateError as exc:
+        context = {**exc.context, "template": name, "tenant_id": tenant_id}
+        raise type(exc)(f"System prompt {name!r} {refusal}: {exc.message}. Nothing was saved.", **context) from exc
+
+
+def check_prompts(prompts: dict[str, str] | None, *, tenant_id: str) -> None:
+    """The prompts an agent names (job kind -> prompt name) exist and pass the checks."""
+    for name in sorted(set((prompts or {}).values())):
+        doc = master_db().system_prompts.find_one({"_id": name})
+        if doc is None:
+            raise TemplateError(f"System prompt {name!r} does not exist; save it first (tenantq prompts save). "
+                                "Nothing was saved.", tenant_id=tenant_id, template=name)
+        check_prompt(name, str(doc["template"]), "may not be used", tenant_id)
 
 
 def ensure_queue(tenant_id: str) -> None:

@@ -10,6 +10,7 @@ from importlib import resources
 from core.settings import OFFLINE_MODEL
 from schemas.agents import AgentTemplate, ModelConfig
 from tenancy.mongo import master_db
+from tenancy.sandbox.render import check
 
 PROMPT_KINDS = ("email_reply", "chat_draft", "erp_analysis")
 
@@ -38,7 +39,10 @@ MODELS = [ModelConfig(name="offline", model=OFFLINE_MODEL)]
 
 
 def prompt_source(name: str) -> str:
-    return resources.files("tenancy.prompts").joinpath(f"{name}.j2").read_text()
+    """A bundled prompt; it passes the checks every saved prompt passes (TENANTQ_TEMPLATE_*)."""
+    source = resources.files("tenancy.prompts").joinpath(f"{name}.j2").read_text()
+    check(source)
+    return source
 
 
 def ensure_defaults() -> None:

@@ -259,6 +259,24 @@ def tenants_resume(tenant_id: str) -> None:
     _set_status(tenant_id, "active")
 
 
+@main.group()
+def prompts() -> None:
+    """Tenant-owned system prompts (Jinja2 templates in the master database)."""
+
+
+@prompts.command("save")
+@click.argument("name")
+@click.argument("source", type=click.File("r"))
+@_reaches_fleet
+def prompts_save(name: str, source: Any) -> None:
+    """Save a system prompt from a file ('-': stdin). One that is too long, does not compile in the sandbox
+    or holds a huge constant is refused, naming why (the TENANTQ_TEMPLATE_* limit, for a limit)."""
+    from tenancy.registry import save_prompt
+
+    save_prompt(name, source.read())
+    click.echo(f"saved system prompt {name}")
+
+
 @main.command()
 @click.option("--tenant", "tenant_id", required=True)
 @click.argument("kind")
