@@ -28,6 +28,7 @@ from tenancy.mongo import durable
 from tenancy.queues import CeleryRoute, TenantQueues, get_queues
 from tenantq.errors import BudgetExceeded, DatabaseUnavailable, TenantqError
 from tenantq.logs import get_logger
+from tenantq.redaction import redact_text
 from tenantq.settings import get_settings
 from workers import leases
 
@@ -105,7 +106,7 @@ class Dispatcher:
             item = json.loads(entry)
             env = JobEnvelope.model_validate_json(item["env"])
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            queues.dead_letter(f"a job to fail that cannot be read: {type(exc).__name__}", None, entry)
+            queues.dead_letter(f"a job to fail that cannot be read: {type(exc).__name__}", None, redact_text(entry))
             queues.settle(entry)
             return
         error = self._reason(env, str(item.get("reason")))
