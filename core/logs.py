@@ -203,6 +203,3 @@ class ChildStderr:
     def close(self) -> None:
         if not self.file.closed:
             self.file.close()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._reader.join(timeout)

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 
 from core.errors import BudgetExceeded, DatabaseUnavailable, TenantqError
 from core.logs import get_logger
+from core.redaction import redact_text
 from core.settings import get_settings
 from schemas.jobs import JobEnvelope, JobKind, PriorityClass
 from schemas.usage import Usage
@@ -105,7 +106,7 @@ class Dispatcher:
             item = json.loads(entry)
             env = JobEnvelope.model_validate_json(item["env"])
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            queues.dead_letter(f"a job to fail that cannot be read: {type(exc).__name__}", None, entry)
+            queues.dead_letter(f"a job to fail that cannot be read: {type(exc).__name__}", None, redact_text(entry))
             queues.settle(entry)
             return
         error = self._reason(env, str(item.get("reason")))
