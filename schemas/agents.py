@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+PROMPT_AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
+"""The agent's fields a system prompt sees as `agent.<field>`."""
 
 
 class ModelConfig(BaseModel):
@@ -66,3 +72,14 @@ class AgentConfig(BaseModel):
     prompt_sources: dict[str, str] = Field(description="Job kind -> Jinja2 source of its system prompt.")
     mcp_servers: list[str] = Field(default_factory=list)
     allowed_tools: list[str] = Field(default_factory=list)
+    instance_id: str | None = Field(default=None, description="The agent instance; None: the tenant's own agent.")
+    kind: str | None = Field(default=None, description="The job kind the instance runs; None: any kind.")
+    variables: dict[str, Any] = Field(default_factory=dict, description="The instance's system prompt variables.")
+    timeout_s: float | None = Field(default=None, description="The instance's timeout; caps each model call.")
+
+    def prompt_context(self, kind: str, run_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What a system prompt of this agent renders with: the instance's variables, the run's over them, and
+        tenantq's own `agent`, `tenant` and `kind` (names that variables may not take)."""
+        agent = self.model_dump(include=set(PROMPT_AGENT_FIELDS))
+        tenant = {"id": self.tenant_id, "name": self.tenant_name, "currency": self.currency}
+        return {**self.variables, **(run_variables or {}), "agent": agent, "tenant": tenant, "kind": kind}

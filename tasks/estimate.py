@@ -21,10 +21,11 @@ from tenantq.logs import get_logger
 ERP_ALLOWANCE = 4  # an ERP report's prompt carries its findings: allow several completions' worth
 
 
-def estimate(tenant_id: str, kind: JobKind, payload: dict[str, Any]) -> tuple[int, float]:
-    agent = agent_config(tenant_id)
+def estimate(tenant_id: str, kind: JobKind, payload: dict[str, Any], instance_id: str | None = None,
+             variables: dict[str, Any] | None = None) -> tuple[int, float]:
+    agent = agent_config(tenant_id, instance_id)
     envelope = JobEnvelope(job_id="estimate", tenant_id=tenant_id, kind=kind, priority="standard",
-                           payload=payload, enqueued_at=now())
+                           payload=payload, enqueued_at=now(), instance_id=instance_id, variables=variables or {})
     ctx = JobContext(envelope, agent, get_logger(tenant_id=tenant_id))
     spec = kind_of(kind)
     parsed = spec.payload.model_validate(payload)
