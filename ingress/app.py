@@ -19,6 +19,7 @@ from ingress.admin import router as admin_router
 from ingress.auth import Tenant
 from ingress.live import router as live_router
 from ingress.metrics import FleetCollector
+from ingress.routes import router as orchestration_router
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
@@ -101,6 +102,7 @@ def create_app() -> FastAPI:
 
     app.include_router(admin_router)
     app.include_router(live_router)
+    app.include_router(orchestration_router)
     return app
 
 
