@@ -9,14 +9,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from schemas.agents import AgentSettings
 from schemas.ids import TenantId
 from schemas.jobs import INSTANCE_ID_PATTERN, JobKind, JobStatus, PriorityClass
 from schemas.tenants import Plan, TenantStatus
 from schemas.usage import Usage
-from schemas.variables import PromptVariables
+from schemas.variables import PromptVariables, bounded_json
 
 T = TypeVar("T")
 
@@ -26,6 +35,7 @@ MasterId = Annotated[str, StringConstraints(pattern=MASTER_ID_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=2_000)]
 Rule = Annotated[str, StringConstraints(max_length=500)]
+JsonSchema = Annotated[dict[str, Any], AfterValidator(lambda v: bounded_json(v, "input_schema", 20, 64 * 1024))]
 MAX_PROMPT_CHARS = 64 * 1024
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -162,7 +172,7 @@ class ToolSpec(BaseModel):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
     description: Text | None = None
     mcp_server: MasterId | None = Field(default=None, description="The registered MCP server that offers it.")
-    input_schema: dict[str, Any] = Field(default_factory=dict, max_length=50, description="JSON Schema of its input.")
+    input_schema: JsonSchema = Field(default_factory=dict, description="JSON Schema of its input.")
     created_by: Name | None = None
 
 

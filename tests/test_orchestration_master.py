@@ -226,3 +226,79 @@ def test_master_routes_refuse_a_project_key_and_a_missing_token(
     for headers in (bearer(key), {}):
         answer = http.request(method, MASTER + path, headers=headers, json={})
         assert answer.status_code == 401, answer.text
+
+
+DEEP: Any = "leaf"
+for _ in range(400):
+    DEEP = [DEEP]
+BAD_INPUT = [
+    ("POST", "/master/projects", []), ("POST", "/master/projects", {"project_id": 5}),
+    ("POST", "/master/projects", {"project_id": "x" * 100}), ("POST", "/master/projects", {"project_id": "ok-1",
+                                                                                          "plan": "flat"}),
+    ("POST", "/master/projects", {"project_id": "ok-2", "max_in_flight": -1}),
+    ("GET", "/master/projects/Bad_ID", None), ("GET", "/master/projects?limit=abc", None),
+    ("GET", "/master/projects?cursor=!!!", None), ("GET", "/master/agents?limit=500", None),
+    ("POST", "/master/agents", {"agent_id": "../x", "system_prompt_id": "chat_draft"}),
+    ("POST", "/master/agents", {"agent_id": "x-1", "prompts": {"no_kind": "chat_draft"}}),
+    ("POST", "/master/agents", {"agent_id": "x-2"}), ("POST", "/master/agents", {"agent_id": "x-3", "kind": "noop",
+                                                                                 "system_prompt_id": "chat_draft"}),
+    ("PUT", "/master/agents/no-such-agent", {"agent_id": "no-such-agent", "system_prompt_id": "chat_draft"}),
+    ("POST", "/master/system-prompts", {"prompt_id": "p-1", "template": "{% for %}"}),
+    ("POST", "/master/system-prompts", {"prompt_id": "p-2", "template": "x" * 70_000}),
+    ("PUT", "/master/system-prompts/no-such-prompt", {"template": "x"}),
+    ("GET", "/master/system-prompts/%2e%2e", None), ("POST", "/master/model-configs", {"name": "m", "model": "a"}),
+    ("POST", "/master/tools", {"name": "bad name"}), ("POST", "/master/tools", {"name": "deep", "input_schema": DEEP}),
+    ("POST", "/master/tools", {"name": "deeper", "input_schema": {"d": DEEP}}),
+    ("POST", "/master/mcp-servers", {"name": "s", "transport": "stdio"}),
+    ("PUT", "/master/mcp-servers/other", {"name": "s", "command": "x"}),
+    ("GET", "/projects/Bad_ID/agent-instances", None), ("GET", "/projects/no-such-project/executions", None),
+]
+PROJECT_BAD_INPUT = [
+    ("POST", "agent-instances", {"name": "x", "template_id": "default", "kind": "noop"}),
+    ("POST", "agent-instances", {"name": "x", "template_id": "default", "kind": "chat_draft",
+                                 "system_prompt_variables": {"deep": DEEP}}),
+    ("POST", "agent-instances", {"name": "x", "template_id": "default", "kind": "chat_draft",
+                                 "system_prompt_variables": {"big": "y" * 20_000}}),
+    ("POST", "agent-instances", {"name": "x", "template_id": "default", "kind": "chat_draft",
+                                 "custom_settings": {"timeout": 0}}),
+    ("PUT", "agent-instances/no-such-instance", {"name": "x", "template_id": "default", "kind": "chat_draft"}),
+    ("GET", "agent-instances/no-such-instance", None),
+    ("POST", "executions", {"kind": "chat_draft", "input_data": "text"}),
+    ("POST", "executions", {"kind": "chat_draft", "input_data": {"message": "hi", "conversation_id": "c",
+                                                                "lead_id": "l"}, "variables": {"1bad": 1}}),
+    ("POST", "executions", {"kind": "noop", "input_data": {}}),
+    ("POST", "executions", {"instance_id": "../../x", "input_data": {}}),
+    ("GET", "executions?from=yesterday", None), ("GET", "executions?cursor=WyJ4IiwgInkiXQ", None),
+    ("GET", "executions/no-such-execution", None), ("GET", "executions/no-such-execution/result", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BAD_INPUT, ids=[f"{m} {p}" for m, p, _ in BAD_INPUT])
+def test_bad_master_input_is_refused_with_a_4xx_that_says_why(
+    http: httpx.Client, method: str, path: str, body: Any,
+) -> None:
+    answer = http.request(method, "/api/v1" + path, headers=ADMIN, json=body)
+    assert answer.status_code in (404, 409, 422), answer.text
+    assert answer.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def bad_input_project(http: httpx.Client) -> tuple[str, dict[str, str]]:
+    project_id = new_id("bad")
+    created = http.post(f"{MASTER}/projects", headers=ADMIN, json={"project_id": project_id})
+    return project_id, bearer(created.json()["api_key"])
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROJECT_BAD_INPUT,
+                         ids=[f"{m} {p}" for m, p, _ in PROJECT_BAD_INPUT])
+def test_bad_project_input_is_refused_with_a_4xx_and_writes_nothing(
+    http: httpx.Client, bad_input_project: tuple[str, dict[str, str]], method: str, path: str, body: Any,
+) -> None:
+    from tenancy.mongo import tenant_db
+
+    project_id, auth = bad_input_project
+    answer = http.request(method, f"/api/v1/projects/{project_id}/{path}", headers=auth, json=body)
+    assert answer.status_code in (404, 422), answer.text
+    assert answer.json()["error"]["message"]
+    db = tenant_db(project_id)
+    assert db.agent_instances.count_documents({}) == 0 and db.executions.count_documents({}) == 0
