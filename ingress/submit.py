@@ -1,10 +1,10 @@
 """Submitting a job: the one path shared by the HTTP ingress and the Python client.
 
 Checks the tenant (active, budget left), picks the agent instance the job runs (the one it names, else the
-project's default for its kind) and renders its prompt with the run's variables, estimates what the job may
-spend (reserved at admission), records the job in the tenant's database and appends it to the tenant's
-queue. A rejection enqueues nothing; a failure to queue marks the recorded job failed, so nothing is silently
-lost.
+project's default for its kind; one it names is rendered with the run's variables first), estimates what the
+job may spend (reserved at admission), records the job in the tenant's database and appends it to the
+tenant's queue. A rejection enqueues nothing; a failure to queue marks the recorded job failed, so nothing is
+silently lost.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from mcp_clients.registry import COLLECTION as MCP_COLLECTION
 from schemas.agents import ModelConfig
 from schemas.mcp import McpServerConfig
 from schemas.orchestration import Page, ToolSpec
-from tenancy import master_audit, pages, references
+from tenancy import master_audit, pages, references, registry
 from tenancy.mongo import master_db
 from tenantq.errors import AlreadyExists, InvalidRequest, NotFound
 
@@ -53,6 +53,7 @@ class Catalog(Generic[M]):
         if self.check is not None:
             self.check(item)
         master_db()[self.collection].replace_one({"_id": name}, {"_id": name, **self._doc(item)})
+        registry.clear_agent_cache()  # a changed model route reaches this process's agents at once
         master_audit.record(actor, "updated", self.entity, name, before, item)
         return item
 

@@ -2,8 +2,8 @@
 
 An instance is a template (followed as it changes), the project's overrides, its own custom settings, and the
 variables its system prompt renders with. Before an instance is written it is resolved and its prompt
-rendered exactly as a job would (StrictUndefined), so a missing variable is a 422 naming it, never a failed
-job later.
+rendered exactly as a job would (StrictUndefined), and a job that names it (or gives variables) is rendered
+again at submit with the run's variables, so a missing variable is a 422 naming it, never a failed job later.
 
 Every job runs an instance: the one it names, else its project's default instance of its kind, made on first
 use from that kind's default template: the project's own template where it serves the kind (has a prompt for
@@ -53,8 +53,13 @@ def create(project_id: str, spec: AgentInstanceSpec, actor: str) -> AgentInstanc
 
 
 def update(project_id: str, instance_id: str, spec: AgentInstanceSpec, actor: str) -> AgentInstance:
-    """Replace what an instance is made of (checked like a new one); its id, history and executions stay."""
+    """Replace what an instance is made of (checked like a new one; its kind kept unless the body names one);
+    its id, history and executions stay."""
     before = get(project_id, instance_id)
+    spec = spec.model_copy(update={"kind": spec.kind or before.kind})
+    if before.default_for is not None and spec.kind != before.default_for:
+        raise InvalidRequest(f"Instance {instance_id!r} is the project's default for {before.default_for} jobs; "
+                             "its kind stays. Nothing was changed.")
     tenant = registry.get_tenant(project_id)
     instance = _checked(tenant, spec, instance_id, before.created_at, now(), default_for=before.default_for)
     tenant_db(project_id).agent_instances.replace_one({"_id": instance_id}, _doc(instance))
@@ -76,14 +81,18 @@ def list_instances(project_id: str, limit: int, cursor: str | None) -> Page[Agen
 def for_job(tenant: Tenant, kind: JobKind, instance_id: str | None,
             variables: Mapping[str, Any] | None = None) -> AgentConfig:
     """The agent a new job of `kind` runs: the named instance, else the project's default for the kind (made
-    now if it is the first). Its prompt is rendered with the run's variables first: a fault is refused here."""
+    now if it is the first). A job that names an instance or gives variables has its prompt rendered first, so
+    a fault is refused here; a job of the shape `/v1/jobs` always took runs as it always did (a faulty prompt
+    fails that job with `template_error`)."""
+    named = instance_id is not None
     if instance_id is None:
-        instance_id = default_instance(tenant, kind, variables)
+        instance_id = default_instance(tenant, kind)
     agent = agent_of(tenant.tenant_id, instance_id)
     if agent.kind is not None and agent.kind != kind.value:
         raise InvalidRequest(f"Agent instance {instance_id!r} runs {agent.kind} jobs, not {kind.value}; nothing "
                              "was enqueued.", instance_id=instance_id)
-    check_renders(agent, kind.value, variables)
+    if named or variables:
+        check_renders(agent, kind.value, variables)
     return agent
 
 
@@ -99,9 +108,10 @@ def agent_of(project_id: str, instance_id: str) -> AgentConfig:
             field="instance_id", missing=[instance_id], known=ids[:references.MAX_NAMED]) from None
 
 
-def default_instance(tenant: Tenant, kind: JobKind, run_variables: Mapping[str, Any] | None = None) -> str:
-    """The id of the project's default instance of `kind`, made from the kind's default template if missing
-    (its prompt checked with the first run's variables: a default instance has none of its own)."""
+def default_instance(tenant: Tenant, kind: JobKind) -> str:
+    """The id of the project's default instance of `kind`, made from the kind's default template if missing.
+    It has no variables of its own, and its prompt is not rendered here: a prompt the project broke fails its
+    jobs with `template_error`, as it did before instances existed."""
     key = (tenant.tenant_id, kind.value)
     with _defaults_lock:
         known = _defaults.get(key)
@@ -116,7 +126,7 @@ def default_instance(tenant: Tenant, kind: JobKind, run_variables: Mapping[str, 
             description=f"Made on the project's first {kind.value} job without an instance_id, from template "
                         f"{template_id!r}.")
         at = now()
-        instance = _checked(tenant, spec, instance_id, at, at, default_for=kind.value, run_variables=run_variables)
+        instance = _checked(tenant, spec, instance_id, at, at, default_for=kind.value, render=False)
         try:
             db.agent_instances.insert_one(_doc(instance))
         except DuplicateKeyError:
@@ -142,8 +152,9 @@ def default_template(tenant: Tenant, kind: JobKind) -> str:
 
 
 def _checked(tenant: Tenant, spec: AgentInstanceSpec, instance_id: str, created_at: datetime, updated_at: datetime,
-             default_for: str | None = None, run_variables: Mapping[str, Any] | None = None) -> AgentInstance:
-    """The instance `spec` describes, resolved and rendered as a job would run it; nothing is written here."""
+             default_for: str | None = None, render: bool = True) -> AgentInstance:
+    """The instance `spec` describes, resolved and (with `render`) rendered as a job would run it; nothing is
+    written here."""
     template = references.template(spec.template_id)
     prompts: dict[str, str] = template.get("prompts") or {}
     kind = spec.kind or template.get("kind") or (next(iter(prompts)) if len(prompts) == 1 else None)
@@ -163,7 +174,8 @@ def _checked(tenant: Tenant, spec: AgentInstanceSpec, instance_id: str, created_
         raise UnknownReference(f"Template {spec.template_id!r} has no system prompt for {kind} jobs (it has: "
                                f"{', '.join(agent.prompt_sources) or 'none'}). Nothing was written.",
                                field="kind", template=spec.template_id)
-    check_renders(agent, kind, run_variables)  # a pinned version that does not exist was refused by resolve_agent
+    if render:  # a pinned version that does not exist was refused by resolve_agent already
+        check_renders(agent, kind)
     return instance
 
 

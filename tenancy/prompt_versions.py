@@ -22,11 +22,12 @@ from schemas.orchestration import (
     SystemPromptVersion,
     SystemPromptView,
 )
-from tenancy import master_audit, pages
+from tenancy import master_audit, pages, registry
 from tenancy.jobs import as_utc, now
 from tenancy.mongo import master_db
 from tenancy.prompt_checks import check_compiles
-from tenantq.errors import AlreadyExists, NotFound, TenantqError, UnknownReference
+from tenancy.prompt_sources import number
+from tenantq.errors import AlreadyExists, NotFound, TenantqError
 
 ENTITY = "system_prompt"
 MAX_CAS_ROUNDS = 20
@@ -58,7 +59,7 @@ def update(prompt_id: str, change: SystemPromptUpdate, actor: str) -> SystemProm
     db = master_db()
     for _ in range(MAX_CAS_ROUNDS):
         current = _head(prompt_id)
-        version = _number(current)
+        version = number(current)
         fields: dict[str, Any] = {"template": change.template, "version": version + 1, "updated_at": now()}
         fields.update({k: v for k, v in (("name", change.name), ("description", change.description))
                        if v is not None})
@@ -69,6 +70,7 @@ def update(prompt_id: str, change: SystemPromptUpdate, actor: str) -> SystemProm
             break
     else:
         raise TenantqError(f"System prompt {prompt_id!r} is being updated by many at once; try again.")
+    registry.clear_agent_cache()  # this process renders the new version at once; others within the cache's TTL
     view = get(prompt_id)
     master_audit.record(actor, "updated", ENTITY, prompt_id, before, _summary(_head(prompt_id)))
     return view
@@ -82,29 +84,6 @@ def get(prompt_id: str) -> SystemPromptView:
 def list_prompts(limit: int, cursor: str | None) -> Page[SystemPromptSummary]:
     docs, next_cursor = pages.by_id(master_db().system_prompts, {}, limit, cursor)
     return Page(items=[_summary(d) for d in docs], next_cursor=next_cursor)
-
-
-def source(prompt_id: str, version: int | None = None, field: str = "system_prompt_version") -> str:
-    """The source of a version (None: the latest); UnknownReference naming the versions that exist."""
-    head = master_db().system_prompts.find_one({"_id": prompt_id})
-    if head is None:
-        raise UnknownReference(f"System prompt {prompt_id!r} does not exist.", field=field, missing=[prompt_id])
-    latest = _number(head)
-    if version is None or version == latest:
-        return str(head["template"])
-    doc = master_db().system_prompt_versions.find_one({"_id": f"{prompt_id}:{version}"})
-    if doc is None:
-        raise UnknownReference(
-            f"System prompt {prompt_id!r} has no version {version}; it has versions "
-            f"{', '.join(str(v.version) for v in reversed(_versions(head)))}. Nothing was written.",
-            field=field, prompt_id=prompt_id, latest=latest)
-    return str(doc["template"])
-
-
-def _number(doc: dict[str, Any]) -> int:
-    """A document's version number; a prompt seeded before versions existed is version 1."""
-    value = doc.get("version")
-    return int(value) if isinstance(value, int | str) else 1
 
 
 def _head(prompt_id: str) -> dict[str, Any]:
@@ -130,8 +109,8 @@ def _write_version(prompt_id: str, version: int, template: str, created_by: str 
 
 
 def _versions(head: dict[str, Any]) -> list[SystemPromptVersion]:
-    prompt_id, latest = str(head["_id"]), _number(head)
-    found = {_number(d): d for d in master_db().system_prompt_versions.find({"prompt_id": prompt_id})}
+    prompt_id, latest = str(head["_id"]), number(head)
+    found = {number(d): d for d in master_db().system_prompt_versions.find({"prompt_id": prompt_id})}
     found.setdefault(latest, {"version": latest, "template": head["template"], "created_at": head.get("updated_at")})
     return [SystemPromptVersion(version=v, template=str(d["template"]), created_at=as_utc(d.get("created_at")),
                                 created_by=d.get("created_by")) for v, d in sorted(found.items(), reverse=True)]
@@ -140,7 +119,7 @@ def _versions(head: dict[str, Any]) -> list[SystemPromptVersion]:
 def _summary(head: dict[str, Any]) -> SystemPromptSummary:
     return SystemPromptSummary(
         prompt_id=str(head["_id"]), name=head.get("name"), description=head.get("description"),
-        version=_number(head), template=str(head["template"]), created_by=head.get("created_by"),
+        version=number(head), template=str(head["template"]), created_by=head.get("created_by"),
         created_at=as_utc(head.get("created_at")), updated_at=as_utc(head.get("updated_at")))
 
 

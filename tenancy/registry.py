@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas.agents import AgentConfig, AgentSettings, ModelConfig
 from schemas.orchestration import AgentInstance
 from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
-from tenancy import prompt_versions
+from tenancy import prompt_sources
 from tenancy.apikeys import issue_key
 from tenancy.mongo import master_db, tenant_db, validate_tenant_id
 from tenancy.queues import get_queues
@@ -160,7 +160,7 @@ def resolve_agent(tenant: Tenant, instance: AgentInstance | None = None) -> Agen
     sources: dict[str, str] = {}
     for kind, prompt_name in prompts.items():
         pinned = instance.system_prompt_version if instance is not None and kind == instance.kind else None
-        sources[kind] = prompt_versions.source(prompt_name, pinned)
+        sources[kind] = prompt_sources.source(prompt_name, pinned)
     merged.setdefault("max_tokens", get_settings().llm.max_tokens)
     if instance is not None:
         merged.update(instance_id=instance.instance_id, kind=instance.kind, timeout_s=instance.custom_settings.timeout,

@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from schemas.jobs import JobKind
 from schemas.orchestration import AgentTemplateSpec, AgentTemplateView, Page
-from tenancy import master_audit, pages, references
+from tenancy import master_audit, pages, references, registry
 from tenancy.jobs import as_utc, now
 from tenancy.mongo import master_db
 from tenantq.errors import AlreadyExists, InvalidRequest, NotFound
@@ -45,6 +45,7 @@ def replace(agent_id: str, spec: AgentTemplateSpec, actor: str) -> AgentTemplate
     _check(spec)
     master_db().agent_templates.replace_one({"_id": agent_id}, {
         "_id": agent_id, **_doc(spec), "created_at": before.created_at or now(), "updated_at": now()})
+    registry.clear_agent_cache()  # this process resolves the new template at once; others within the cache's TTL
     view = get(agent_id)
     master_audit.record(actor, "updated", ENTITY, agent_id, before, view)
     return view

@@ -93,7 +93,7 @@ def test_an_instance_runs_its_pinned_prompt_version_with_its_variables_and_the_r
 ) -> None:
     model = loop_model(loopback)
     project_id, auth = project(http)
-    agent_id, _ = greeter(http)
+    agent_id, prompt_id = greeter(http)
     pinned = instance(http, project_id, auth, name="Nord chat", agent_id=agent_id, system_prompt_version=1,
                       system_prompt_variables={"company": "Nord", "tone": "warm"},
                       custom_settings={"model": model, "personality": "patient", "timeout": 30})
@@ -111,6 +111,14 @@ def test_an_instance_runs_its_pinned_prompt_version_with_its_variables_and_the_r
     prompts = [r["messages"][0]["content"] for r in loopback.requests(model=model)]
     assert "V1 Greeter of Nord, brisk." in prompts, prompts
     assert "V2 Greeter of Süd, calm." in prompts, prompts
+    # a new version that needs a variable the instance following the latest lacks: refused at submit, naming it
+    http.put(f"{MASTER}/system-prompts/{prompt_id}", headers=ADMIN, json={"template": "V3 {{ company }} in {{ city }}"})
+    job = {"kind": "chat_draft", "payload": CHAT, "instance_id": latest["instance_id"]}
+    refused = http.post("/v1/jobs", headers=auth, json=job)
+    assert refused.status_code == 422 and refused.json()["error"]["variables"] == ["city"], refused.text
+    assert http.post("/v1/jobs", headers=auth, json={**job, "variables": {"city": "Kiel"}}).status_code == 202
+    still = execute(http, project_id, auth, instance_id=pinned["instance_id"], input_data=CHAT, async_execution=True)
+    assert still.status_code == 202, "the pinned instance keeps rendering version 1"
 
 
 def test_an_instance_is_refused_with_422_naming_what_is_missing_and_nothing_is_written(
@@ -263,6 +271,12 @@ def test_a_project_created_with_nothing_but_an_id_runs_every_kind_out_of_the_box
     defaults = http.get(f"/api/v1/projects/{project_id}/agent-instances", headers=auth).json()["items"]
     assert {(i["default_for"], i["template_id"]) for i in defaults} == {
         ("chat_draft", "default"), ("email_reply", "default"), ("erp_analysis", "erp-analyst")}
+    path = f"/api/v1/projects/{project_id}/agent-instances/default-chat_draft"
+    tuned = http.put(path, headers=auth, json={"name": "Chat", "template_id": "default",
+                                               "custom_settings": {"temperature": 0.1}})
+    assert tuned.status_code == 200 and tuned.json()["kind"] == "chat_draft", "a PUT without kind keeps it"
+    moved = http.put(path, headers=auth, json={"name": "Chat", "template_id": "default", "kind": "email_reply"})
+    assert moved.status_code == 422 and "default for chat_draft" in moved.json()["error"]["message"]
 
 
 def _ended(http: httpx.Client, auth: dict[str, str], job_id: str) -> dict[str, Any] | None:
