@@ -192,13 +192,14 @@ def test_an_async_execution_answers_202_and_a_sync_one_past_its_instances_timeou
     started = time.monotonic()
     sync = execute(http, project_id, auth, instance_id=agent["instance_id"], input_data=CHAT)
     assert sync.status_code == 202, sync.text
-    assert 0.9 <= time.monotonic() - started < 2.4, "it waits the instance's timeout, not the job's run"
+    # the job cannot end before its deadline (TENANTQ_JOB_DEADLINE_S, 5 s in tests): the answer came at the timeout
+    assert 0.9 <= time.monotonic() - started < 4, "it waits the instance's timeout, not the job's run"
     assert sync.json()["status"] in ("queued", "running")
-    started = time.monotonic()
     queued = execute(http, project_id, auth, instance_id=agent["instance_id"], input_data=CHAT,
                      async_execution=True)
-    assert queued.status_code == 202 and time.monotonic() - started < 1
+    assert queued.status_code == 202
     body = queued.json()
+    assert body["status"] == "queued", "an async run answers at once, before a worker takes it"
     assert body["status_url"] == f"/api/v1/projects/{project_id}/executions/{body['execution_id']}"
     assert queued.headers["location"] == body["status_url"]
     pending = http.get(body["result_url"], headers=auth)
