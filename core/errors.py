@@ -112,6 +112,39 @@ class JobNotFound(TenantqError):
     http_status = 404
 
 
+class NotFound(TenantqError):
+    """A project, agent instance, execution or master record named in the path does not exist (or belongs to
+    another project); the context names the entity and, where they are few, the ids that do exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class UnknownReference(TenantqError):
+    """A request body names a template, prompt version, model config, MCP server or instance that does not
+    exist: nothing was written; the context names what exists."""
+
+    code = "unknown_reference"
+    http_status = 422
+
+
+class AlreadyExists(TenantqError):
+    code = "already_exists"
+    http_status = 409
+
+
+class InvalidRequest(TenantqError):
+    """A request that is well-formed but contradicts itself or its path: nothing was changed."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+class InvalidCursor(TenantqError):
+    code = "invalid_cursor"
+    http_status = 422
+
+
 class EnqueueFailed(TenantqError):
     code = "enqueue_failed"
     http_status = 503
@@ -204,6 +237,12 @@ class TemplateLimitExceeded(TemplateError):
 class TemplateTimeout(TemplateLimitExceeded):
     """A render used up its CPU time (TENANTQ_TEMPLATE_RENDER_TIMEOUT_S or _ESTIMATE_TIMEOUT_S), or its tenant's
     share of the process's CPU (TENANTQ_TEMPLATE_CPU_SHARE)."""
+
+
+class PromptVariableMissing(TemplateError):
+    """A system prompt uses variables that an instance (with the run's variables) does not give."""
+
+    code = "prompt_variable_missing"
 
 
 class ToolError(TenantqError):

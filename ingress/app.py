@@ -25,6 +25,7 @@ from ingress.guard import Guard
 from ingress.live import router as live_router
 from ingress.metrics import FleetCollector
 from ingress.responses import error_response
+from ingress.routes import router as orchestration_router
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
@@ -117,6 +118,7 @@ def create_app() -> FastAPI:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.include_router(orchestration_router)
     return app
 
 

@@ -1,8 +1,10 @@
 """Submitting a job: the one path shared by the HTTP ingress and the Python client.
 
-Checks the tenant (active, budget left), estimates what the job may spend (reserved at admission), records
-the job in the tenant's database and appends it to the tenant's queue. A rejection enqueues nothing; a
-failure to queue marks the recorded job failed, so nothing is silently lost.
+Checks the tenant (active, budget left), picks the agent instance the job runs (the one it names, else the
+project's default for its kind; one it names is rendered with the run's variables first), estimates what the
+job may spend (reserved at admission), records the job in the tenant's database and appends it to the
+tenant's queue. A rejection enqueues nothing; a failure to queue marks the recorded job failed, so nothing is
+silently lost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from schemas.jobs import (
 )
 from schemas.tenants import Plan, TenantStatus
 from tasks.estimate import estimate
-from tenancy import jobs
+from tenancy import instances, jobs
 from tenancy.queues import get_queues
 from tenancy.registry import ensure_queue, get_tenant
 
@@ -45,11 +47,14 @@ def submit(tenant_id: str, request: JobRequest) -> EnqueueResponse:
             )
     kind = JobKind(request.kind)
     payload = request.payload.model_dump(mode="json", by_alias=True)
-    tokens, usd = estimate(tenant_id, kind, payload) if _needs_estimate(plan) else (0, 0.0)
+    instance_id = instances.for_job(tenant, kind, request.instance_id, request.variables).instance_id
+    tokens, usd = (estimate(tenant_id, kind, payload, instance_id, request.variables) if _needs_estimate(plan)
+                   else (0, 0.0))
     try:
         envelope = JobEnvelope(
             job_id=new_job_id(), tenant_id=tenant_id, kind=kind, priority=request.priority or DEFAULT_CLASS[kind],
             payload=payload, enqueued_at=jobs.now(), estimate_tokens=tokens, estimate_usd=usd,
+            instance_id=instance_id, variables=request.variables,
         )
     except ValidationError as exc:  # only the estimate comes from outside the validated request
         raise InvalidJob(

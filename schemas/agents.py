@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +13,8 @@ lone surrogate, which no database can store, is refused)."""
 Line = Annotated[str, Field(max_length=2_000)]
 PromptKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,49}$")]
 """A job kind, as a key of stored documents: no dots, dollars or NUL bytes, which MongoDB refuses in keys."""
+PROMPT_AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
+"""The agent's fields a system prompt sees as `agent.<field>`."""
 
 
 class ModelConfig(BaseModel):
@@ -77,3 +80,14 @@ class AgentConfig(BaseModel):
     prompt_sources: dict[str, str] = Field(description="Job kind -> Jinja2 source of its system prompt.")
     mcp_servers: list[str] = Field(default_factory=list)
     allowed_tools: list[str] = Field(default_factory=list)
+    instance_id: str | None = Field(default=None, description="The agent instance; None: the tenant's own agent.")
+    kind: str | None = Field(default=None, description="The job kind the instance runs; None: any kind.")
+    variables: dict[str, Any] = Field(default_factory=dict, description="The instance's system prompt variables.")
+    timeout_s: float | None = Field(default=None, description="The instance's timeout; caps each model call.")
+
+    def prompt_context(self, kind: str, run_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What a system prompt of this agent renders with: the instance's variables, the run's over them, and
+        tenantq's own `agent`, `tenant` and `kind` (names that variables may not take)."""
+        agent = self.model_dump(include=set(PROMPT_AGENT_FIELDS))
+        tenant = {"id": self.tenant_id, "name": self.tenant_name, "currency": self.currency}
+        return {**self.variables, **(run_variables or {}), "agent": agent, "tenant": tenant, "kind": kind}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class ErpCategory(StrEnum):
@@ -41,6 +41,12 @@ class ErpAnalysisPayload(BaseModel):
     quick: bool = Field(
         default=False,
         description="Run only `categories`, reading only the tables they need, and skip the research step.",
+    )
+    system_details: dict[Annotated[str, StringConstraints(max_length=100)],
+                         Annotated[str, StringConstraints(max_length=1_000)] | int | float | bool] | None = Field(
+        default=None, max_length=50,
+        description="About the ERP system (product, release, company code, ...): the model reads them with "
+        "the findings.",
     )
 
 

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.erp import ErpAnalysisPayload
 from schemas.usage import Usage
+from schemas.variables import PromptVariables
+
+INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 
 
 class JobKind(StrEnum):
@@ -78,6 +81,10 @@ class _JobRequestBase(BaseModel):
         description="Same key, same tenant: the first job's id comes back and nothing new is enqueued.",
     )
     priority: PriorityClass | None = Field(default=None, description="Defaults to the kind's class.")
+    instance_id: str | None = Field(default=None, pattern=INSTANCE_ID_PATTERN, description="The agent instance "
+                                    "to run; unset: the project's default instance for the kind.")
+    variables: PromptVariables = Field(default_factory=dict, description="Merged over the instance's prompt "
+                                       "variables for this run.")
 
 
 class EmailReplyJob(_JobRequestBase):
@@ -125,6 +132,9 @@ class JobEnvelope(BaseModel):
     estimate_tokens: int = Field(default=0, ge=0, le=MAX_ESTIMATE_TOKENS,
                                  description="Reserved against the tenant's budget.")
     estimate_usd: float = Field(default=0.0, ge=0, le=MAX_ESTIMATE_USD, allow_inf_nan=False)
+    instance_id: str | None = Field(default=None, description="The agent instance it runs; None: the tenant's "
+                                    "own agent (jobs queued before instances existed).")
+    variables: PromptVariables = Field(default_factory=dict, description="The run's prompt variables.")
 
 
 class AuditEvent(BaseModel):
@@ -173,6 +183,7 @@ class JobView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
+    instance_id: str | None = None
 
 
 class EnqueueResponse(BaseModel):

@@ -95,6 +95,9 @@ class TenantCreate(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     plan: Plan = Field(default_factory=Plan)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    customer_name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=2_000)
+    created_by: str | None = Field(default=None, max_length=200)
 
 
 class Tenant(TenantCreate):

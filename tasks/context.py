@@ -17,8 +17,6 @@ from schemas.usage import Usage
 from tasks.prompts import render
 from tenancy import events, jobs
 
-AGENT_FIELDS = ("name", "personality", "tonality", "response_style", "dos", "donts", "language")
-
 
 @dataclass
 class JobContext:
@@ -35,9 +33,7 @@ class JobContext:
         return self.agent.currency
 
     def prompt_variables(self) -> dict[str, Any]:
-        agent = self.agent.model_dump(include=set(AGENT_FIELDS))
-        tenant = {"id": self.agent.tenant_id, "name": self.agent.tenant_name, "currency": self.agent.currency}
-        return {"agent": agent, "tenant": tenant, "kind": self.envelope.kind.value}
+        return self.agent.prompt_context(self.envelope.kind.value, self.envelope.variables)
 
     def render(self, kind: str, **variables: Any) -> str:
         source = self.agent.prompt_sources.get(kind)
@@ -59,7 +55,7 @@ class JobContext:
                             "tenant_id": self.agent.tenant_id, "job_id": self.envelope.job_id},
                 **(metadata or {}),
             },
-            timeout_s=get_settings().llm.request_timeout_s,
+            timeout_s=min(get_settings().llm.request_timeout_s, self.agent.timeout_s or float("inf")),
         )
         result = complete(request)
         self.usage.append(result.usage)

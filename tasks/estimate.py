@@ -94,10 +94,11 @@ class _Estimating(JobContext):
             return _Outcome(error=(type(exc), exc.message, exc.context))
 
 
-def estimate(tenant_id: str, kind: JobKind, payload: dict[str, Any]) -> tuple[int, float]:
-    agent = agent_config(tenant_id)
+def estimate(tenant_id: str, kind: JobKind, payload: dict[str, Any], instance_id: str | None = None,
+             variables: dict[str, Any] | None = None) -> tuple[int, float]:
+    agent = agent_config(tenant_id, instance_id)
     envelope = JobEnvelope(job_id="estimate", tenant_id=tenant_id, kind=kind, priority="standard",
-                           payload=payload, enqueued_at=now())
+                           payload=payload, enqueued_at=now(), instance_id=instance_id, variables=variables or {})
     ctx = _Estimating(envelope, agent, get_logger(tenant_id=tenant_id))
     spec = kind_of(kind)
     parsed = spec.payload.model_validate(payload)

@@ -32,7 +32,7 @@ def run(envelope: JobEnvelope, attempt: int, *, may_wait: bool = True) -> JobOut
     try:
         kind = kind_of(envelope.kind)
         payload = kind.payload.model_validate(envelope.payload)
-        agent = durable(lambda: agent_config(envelope.tenant_id), "loading the tenant's agent")
+        agent = durable(lambda: agent_config(envelope.tenant_id, envelope.instance_id), "loading the agent")
         ctx = JobContext(envelope, agent, log, trail=trail)
         result = kind.handle(ctx, payload)
     except ValidationError as exc:

@@ -41,6 +41,7 @@ def create(envelope: JobEnvelope, idempotency_key: str | None) -> str | None:
         "_id": envelope.job_id, "kind": envelope.kind.value, "priority": envelope.priority.value,
         "status": JobStatus.queued.value, "payload": envelope.payload, "enqueued_at": envelope.enqueued_at,
         "attempts": 0, "estimate_tokens": envelope.estimate_tokens, "estimate_usd": envelope.estimate_usd,
+        "instance_id": envelope.instance_id, "variables": envelope.variables,
     }
     if idempotency_key is not None:
         doc["idempotency_key"] = idempotency_key
@@ -100,7 +101,7 @@ class Trail:
         self.events.append(AuditEvent(event=event, at=now(), data=data))
 
 
-def record(tenant_id: str, job_id: str, kind: str, outcome: JobOutcome) -> None:
+def record(tenant_id: str, job_id: str, kind: str, outcome: JobOutcome, instance_id: str | None = None) -> None:
     """Record how a run ended: its result, one usage document per model call, its audit trail and, last, the
     job's status, which says succeeded or failed only once everything else is there.
 
@@ -124,7 +125,8 @@ def record(tenant_id: str, job_id: str, kind: str, outcome: JobOutcome) -> None:
                                                    "attempt": outcome.attempt, "created_at": finished},
                             filter={"job_id": job_id}, upsert=True))
     writes += [_keyed("token_usage", {"_id": f"{job_id}:{n}", "job_id": job_id, "kind": kind,
-                                      "attempt": outcome.attempt, "created_at": finished, **u.model_dump()})
+                                      "instance_id": instance_id, "attempt": outcome.attempt,
+                                      "created_at": finished, **u.model_dump()})
                for n, u in enumerate(outcome.usage)]
     writes += [_keyed("audit_log", _event_doc(job_id, outcome.attempt, n, event))
                for n, event in enumerate([*outcome.events, final])]
@@ -179,5 +181,5 @@ def view(tenant_id: str, job_id: str) -> JobView:
         job_id=job_id, tenant_id=tenant_id, kind=doc["kind"], status=doc["status"], priority=doc["priority"],
         result=result, usage=doc.get("usage"), error=doc.get("error"), enqueued_at=as_utc(doc["enqueued_at"]),
         started_at=as_utc(doc.get("started_at")), finished_at=as_utc(doc.get("finished_at")),
-        attempts=doc.get("attempts", 0),
+        attempts=doc.get("attempts", 0), instance_id=doc.get("instance_id"),
     )

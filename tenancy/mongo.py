@@ -38,6 +38,10 @@ TENANT_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("idempotency_key", ASCENDING)], unique=True,
                    partialFilterExpression={"idempotency_key": {"$type": "string"}}),
         IndexModel([("status", ASCENDING), ("enqueued_at", ASCENDING)]),
+        # Executions newest first, whole or by instance; ties on enqueued_at are broken by _id, which
+        # nx-27017 cannot hold in a compound index.
+        IndexModel([("enqueued_at", DESCENDING)]),
+        IndexModel([("instance_id", ASCENDING), ("enqueued_at", DESCENDING)]),
     ],
     "results": [IndexModel([("job_id", ASCENDING)], unique=True)],
     "token_usage": [IndexModel([("created_at", DESCENDING)]), IndexModel([("job_id", ASCENDING)])],

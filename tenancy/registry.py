@@ -21,13 +21,15 @@ from cachetools import TTLCache
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from core.errors import ConfigurationError, TemplateError, TenantExists, UnknownTemplate, UnknownTenant
+from core.errors import ConfigurationError, NotFound, TemplateError, TenantExists, UnknownTemplate, UnknownTenant
 from core.logs import get_logger
 from core.settings import get_settings
 from schemas.agents import AgentConfig, AgentSettings, ModelConfig
+from schemas.orchestration import AgentInstance
 from schemas.tenants import Plan, Tenant, TenantCreate, TenantStatus
+from tenancy import prompt_sources
 from tenancy.apikeys import issue_key
-from tenancy.mongo import master_db, validate_tenant_id
+from tenancy.mongo import master_db, tenant_db, validate_tenant_id
 from tenancy.queues import get_queues
 from tenancy.sandbox.render import check
 
@@ -84,8 +86,7 @@ def set_status(tenant_id: str, status: TenantStatus) -> Tenant:
 def update_agent(tenant_id: str, overrides: AgentSettings) -> Tenant:
     check_prompts(overrides.prompts, tenant_id=tenant_id)
     tenant = _update(tenant_id, {"agent": overrides.model_dump(mode="json", exclude_none=True)})
-    with _cache_lock:
-        _cache().pop(tenant_id, None)
+    forget_agents(tenant_id)
     return tenant
 
 
@@ -169,10 +170,10 @@ def _warn_out_of_bounds(tenant_id: str, fields: tuple[str, ...]) -> None:
 # --- agent configuration ---------------------------------------------------------------------------------
 
 _cache_lock = threading.Lock()
-_agent_cache: TTLCache[str, AgentConfig] | None = None
+_agent_cache: TTLCache[tuple[str, str | None], AgentConfig] | None = None
 
 
-def _cache() -> TTLCache[str, AgentConfig]:
+def _cache() -> TTLCache[tuple[str, str | None], AgentConfig]:
     global _agent_cache
     if _agent_cache is None:
         fleet = get_settings().fleet
@@ -185,40 +186,61 @@ def clear_agent_cache() -> None:
         _cache().clear()
 
 
-def agent_config(tenant_id: str) -> AgentConfig:
+def forget_agents(tenant_id: str) -> None:
+    """Drop this process's cached agents of a tenant (its overrides or one of its instances changed)."""
     with _cache_lock:
-        cached = _cache().get(tenant_id)
+        for key in [k for k in _cache() if k[0] == tenant_id]:
+            _cache().pop(key, None)
+
+
+def agent_config(tenant_id: str, instance_id: str | None = None) -> AgentConfig:
+    """The agent a job runs with: the instance's, or (instance_id None) the tenant's own agent."""
+    key = (tenant_id, instance_id)
+    with _cache_lock:
+        cached = _cache().get(key)
     if cached is not None:
         return cached
-    config = resolve_agent(get_tenant(tenant_id))
+    config = resolve_agent(get_tenant(tenant_id), load_instance(tenant_id, instance_id) if instance_id else None)
     with _cache_lock:
-        _cache()[tenant_id] = config
+        _cache()[key] = config
     return config
 
 
-def resolve_agent(tenant: Tenant) -> AgentConfig:
-    """Master template, then the tenant's overrides; model names resolve through the model configs."""
+def load_instance(tenant_id: str, instance_id: str) -> AgentInstance:
+    doc = tenant_db(tenant_id).agent_instances.find_one({"_id": instance_id})
+    if doc is None:
+        raise NotFound(f"No agent instance {instance_id!r} in project {tenant_id!r}.", tenant_id=tenant_id,
+                       entity="agent_instance", entity_id=instance_id)
+    return AgentInstance.model_validate({**doc, "instance_id": doc["_id"]})
+
+
+def resolve_agent(tenant: Tenant, instance: AgentInstance | None = None) -> AgentConfig:
+    """Master template, then the tenant's overrides, then the instance's custom settings; model names resolve
+    through the model configs, and the instance's kind renders the prompt version it pins."""
     db = master_db()
-    template = db.agent_templates.find_one({"_id": tenant.template_id})
+    template_id = instance.template_id if instance else tenant.template_id
+    template = db.agent_templates.find_one({"_id": template_id})
     if template is None:
-        raise ConfigurationError(f"Agent template {tenant.template_id!r} is missing from the master database.",
+        raise ConfigurationError(f"Agent template {template_id!r} is missing from the master database.",
                                  tenant_id=tenant.tenant_id)
-    template.pop("_id")
-    merged: dict[str, Any] = {k: v for k, v in template.items() if v is not None}
+    merged: dict[str, Any] = {k: v for k, v in template.items() if v is not None and k in AgentSettings.model_fields}
     merged.update(tenant.agent.model_dump(exclude_none=True))
+    if instance is not None:
+        merged.update(instance.custom_settings.overrides())
     model_names = [merged.pop("model", None) or get_settings().default_model()]
     model_names += merged.pop("fallbacks", None) or get_settings().llm.fallback_models
     prompts: dict[str, str] = merged.pop("prompts", None) or {}
     sources: dict[str, str] = {}
     for kind, prompt_name in prompts.items():
-        doc = db.system_prompts.find_one({"_id": prompt_name})
-        if doc is None:
-            raise ConfigurationError(f"System prompt {prompt_name!r} is missing.", tenant_id=tenant.tenant_id)
-        sources[kind] = str(doc["template"])
+        pinned = instance.system_prompt_version if instance is not None and kind == instance.kind else None
+        sources[kind] = prompt_sources.source(prompt_name, pinned)
     merged.setdefault("max_tokens", get_settings().llm.max_tokens)
+    if instance is not None:
+        merged.update(instance_id=instance.instance_id, kind=instance.kind, timeout_s=instance.custom_settings.timeout,
+                      variables=instance.system_prompt_variables)
     return AgentConfig(
         tenant_id=tenant.tenant_id, tenant_name=tenant.name or tenant.tenant_id, currency=tenant.currency,
-        template_id=tenant.template_id, models=[_model(n) for n in model_names],
+        template_id=template_id, models=[_model(n) for n in model_names],
         prompt_sources=sources, **merged,
     )
 

@@ -68,17 +68,15 @@ def run_up(*, data_dir: Path, port: int, workers: int, concurrency: int | None, 
 
 
 def _prepare_master_data(fleet: LocalFleet) -> None:
-    """Mirror every tenant's plan into Redis (a new Redis knows none) and register the bundled ERP server,
-    which the erp-analyst template names, unless an operator registered their own "erp" server."""
-    from mcp_clients.registry import COLLECTION, bundled_erp_server, register_server
-    from tenancy.mongo import master_db
+    """Mirror every tenant's plan into Redis (a new Redis knows none) and make the ERP defaults that are
+    missing: the bundled ERP server, which the erp-analyst template names (unless an operator registered
+    their own "erp" server), its tools, the template and its prompt. So every project's ERP jobs run."""
+    from tenancy import erp_defaults
     from tenancy.registry import list_tenants, sync_tenant
 
     for tenant in list_tenants():
         sync_tenant(tenant)
-    bundled = bundled_erp_server()
-    if master_db()[COLLECTION].find_one({"_id": bundled.name}) is None:
-        register_server(master_db(), bundled)
+    erp_defaults.ensure("tenantq up")
 
 
 def _wait_http(url: str, fleet: LocalFleet, timeout: float = 60) -> None:

@@ -87,7 +87,8 @@ class TenantJob(Task):
             _until_redis_answers(lambda: queues.finish(env.job_id, attempt, usage.cost_usd, usage.total_tokens))
             return {"status": "already_ended"}
         outcome = JobOutcome.model_validate_json(kept) if kept else self._run_and_keep(env, attempt, log)
-        durable(lambda: jobs.record(env.tenant_id, env.job_id, env.kind.value, outcome), "recording the outcome")
+        durable(lambda: jobs.record(env.tenant_id, env.job_id, env.kind.value, outcome, env.instance_id),
+                "recording the outcome")
         final = json.dumps(events.event(
             env.job_id, outcome.status.value, outcome.status.value, result=outcome.result, error=outcome.error,
             total_tokens=outcome.total_tokens, cost_usd=outcome.cost_usd), default=str)

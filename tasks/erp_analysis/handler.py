@@ -101,7 +101,7 @@ def handle(ctx: JobContext, payload: ErpAnalysisPayload, *, servers: ServerLoade
                   duration_ms=round(research_ms, 1))
 
     narrative_started = time.perf_counter()
-    narrative = write_narrative(ctx, payload.prompt, results, outcome, detect_ctx.currency)
+    narrative = write_narrative(ctx, payload.prompt, results, outcome, detect_ctx.currency, payload.system_details)
     narrative_ms = (time.perf_counter() - narrative_started) * 1000
 
     notes = [*sources.notes, *([note] if note else [])]

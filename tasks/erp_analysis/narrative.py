@@ -28,8 +28,11 @@ def finding_digest(f: Finding) -> dict[str, Any]:
             "amount": f.amount, "currency": f.currency, "summary": f.summary}
 
 
-def _user_message(prompt: str, results: list[CategoryResult], research: ResearchResult, currency: str) -> str:
+def _user_message(prompt: str, results: list[CategoryResult], research: ResearchResult, currency: str,
+                  system: dict[str, Any] | None = None) -> str:
     lines = [f"Analyst's request: {prompt}", "", "Findings by category:"]
+    if system:
+        lines[1:1] = ["ERP system: " + "; ".join(f"{k}: {v}" for k, v in system.items())]
     for r in results:
         lines.append(f"## {r.category.value}: {r.count} findings, {r.amount:,.2f} {currency} at stake")
         lines.extend(f"- [{f.severity.value}] {f.detector}: {f.summary} ({f.amount:,.2f} {currency})"
@@ -43,11 +46,11 @@ def _user_message(prompt: str, results: list[CategoryResult], research: Research
 
 
 def write_narrative(ctx: JobContext, prompt: str, results: list[CategoryResult], research: ResearchResult,
-                    currency: str) -> Narrative:
+                    currency: str, system: dict[str, Any] | None = None) -> Narrative:
     findings = sorted((f for r in results for f in r.findings), key=lambda f: -f.amount)
     messages = [
         {"role": "system", "content": ctx.render("erp_analysis")},
-        {"role": "user", "content": _user_message(prompt, results, research, currency)},
+        {"role": "user", "content": _user_message(prompt, results, research, currency, system)},
     ]
     metadata = {"kind": "erp_analysis",
                 "findings": [finding_digest(f) for f in findings[:MAX_METADATA_FINDINGS]]}
