@@ -19,6 +19,7 @@ from ingress.admin import router as admin_router
 from ingress.auth import Tenant
 from ingress.live import router as live_router
 from ingress.metrics import FleetCollector
+from ingress.routes import routers as issue9_routers
 from ingress.submit import submit
 from schemas.jobs import EnqueueResponse, JobRequest, JobView
 from tenancy import jobs
@@ -101,6 +102,8 @@ def create_app() -> FastAPI:
 
     app.include_router(admin_router)
     app.include_router(live_router)
+    for router in issue9_routers:
+        app.include_router(router)
     return app
 
 

@@ -38,10 +38,15 @@ TENANT_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("idempotency_key", ASCENDING)], unique=True,
                    partialFilterExpression={"idempotency_key": {"$type": "string"}}),
         IndexModel([("status", ASCENDING), ("enqueued_at", ASCENDING)]),
+        # the dashboard's month and the executions list (newest first); the last failures
+        IndexModel([("enqueued_at", DESCENDING)]), IndexModel([("status", ASCENDING), ("finished_at", DESCENDING)]),
     ],
     "results": [IndexModel([("job_id", ASCENDING)], unique=True)],
     "token_usage": [IndexModel([("created_at", DESCENDING)]), IndexModel([("job_id", ASCENDING)])],
-    "audit_log": [IndexModel([("job_id", ASCENDING), ("at", ASCENDING)])],
+    "audit_log": [IndexModel([("job_id", ASCENDING), ("at", ASCENDING)]),
+                  # the audit-log view: newest first, by job event or by change action
+                  IndexModel([("at", DESCENDING)]), IndexModel([("event", ASCENDING), ("at", DESCENDING)]),
+                  IndexModel([("action", ASCENDING), ("at", DESCENDING)])],
 }
 
 MASTER_INDEXES: dict[str, list[IndexModel]] = {

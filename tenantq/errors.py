@@ -88,6 +88,13 @@ class JobNotFound(TenantqError):
     http_status = 404
 
 
+class InvalidRequest(TenantqError):
+    """A query the API cannot answer as asked (a cursor it never gave out, an inverted date range)."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
 class EnqueueFailed(TenantqError):
     code = "enqueue_failed"
     http_status = 503
