@@ -1,6 +1,5 @@
-"""The ERP routes and the deprecated dynamic-agent aliases over real HTTP (a uvicorn ingress) with a real
-worker and the bundled ERP server over real stdio: status, async and quick analyses, refusals that write
-nothing, and isolation between projects."""
+"""The ERP routes over real HTTP (a uvicorn ingress) with a real worker and the bundled ERP server over real
+stdio: status, async and quick analyses, refusals that write nothing, and isolation between projects."""
 
 from __future__ import annotations
 

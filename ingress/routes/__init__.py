@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ingress.routes import analytics, audit_log, erp, token_usage
+from ingress.routes import analytics, audit_log, dynamic, erp, token_usage
 
-routers: list[APIRouter] = [token_usage.router, analytics.router, audit_log.router, erp.router]
+routers: list[APIRouter] = [token_usage.router, analytics.router, audit_log.router, erp.router, dynamic.router]
