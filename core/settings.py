@@ -101,7 +101,7 @@ class FleetSettings(BaseSettings):
     admit_batch: int = Field(default=64, ge=1, le=1000, description="Jobs admitted per admission round trip.")
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Largest job body the ingress takes.")
     admin_max_body_bytes: int = Field(
-        default=64 * 1024, ge=1024, description="Largest body of an admin request, and of any other request "
+        default=256 * 1024, ge=1024, description="Largest body of an admin request, and of any other request "
         "that is not a job submission.")
     auth_failure_limit: int = Field(
         default=20, ge=1, description="Failed authentications a client address may make per window; past "

@@ -28,6 +28,8 @@ class Caller(Enum):
 
     tenant = "tenant"
     admin = "admin"
+    project = "project"
+    """A project's routes: its own key or the admin token (the route checks that the key is the project's)."""
     anyone = "anyone"
 
 
@@ -42,6 +44,11 @@ def check_admin(token: bytes | None) -> None:
     expected = get_settings().fleet.admin_token
     if expected is None or token is None or not hmac.compare_digest(token, expected.encode()):
         raise AuthenticationError("Admin endpoints need 'Authorization: Bearer <TENANTQ_ADMIN_TOKEN>'.")
+
+
+def _is_admin(token: bytes | None) -> bool:
+    expected = get_settings().fleet.admin_token
+    return expected is not None and token is not None and hmac.compare_digest(token, expected.encode())
 
 
 def tenant_of_key(token: bytes | None) -> str:
@@ -67,6 +74,8 @@ def identify(caller: Caller, token: bytes | None, address: str | None) -> str | 
         if caller is Caller.admin:
             check_admin(token)
             return None
+        if caller is Caller.project and _is_admin(token):
+            return None
         return tenant_of_key(token)
     except AuthenticationError:
         throttle.failed(address)
@@ -75,7 +84,10 @@ def identify(caller: Caller, token: bytes | None, address: str | None) -> str | 
 
 _api_key = HTTPBearer(scheme_name="ApiKey", description="A tenant's API key, tq_...", auto_error=False)
 _admin_token = HTTPBearer(scheme_name="AdminToken", description="TENANTQ_ADMIN_TOKEN", auto_error=False)
+_project_key = HTTPBearer(scheme_name="ProjectKey", auto_error=False,
+                          description="The project's API key (tq_...), or TENANTQ_ADMIN_TOKEN")
 ApiKey = Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key)]
+ProjectKey = Annotated[HTTPAuthorizationCredentials | None, Depends(_project_key)]
 AdminToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_token)]
 
 

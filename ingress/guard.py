@@ -34,6 +34,10 @@ def caller_of(path: str) -> Caller:
         return Caller.anyone  # live updates take a key or the admin token, also as ?token= (ingress/live.py)
     if any(path == p or path.startswith(p + "/") for p in TENANT_PATHS):
         return Caller.tenant
+    if path.startswith("/api/v1/master/"):
+        return Caller.admin
+    if path.startswith("/api/v1/"):
+        return Caller.project
     return Caller.admin if path.startswith("/v1/") else Caller.anyone
 
 

@@ -14,8 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from core.errors import NotFound
 from core.settings import get_settings
-from ingress.auth import ApiKey, identify
 from ingress.auth import Caller as AuthCaller
+from ingress.auth import ProjectKey, identify
 from tenancy import projects
 
 ADMIN_ACTOR = "admin"
@@ -28,20 +28,27 @@ class Caller:
     """Who the audit log names: `admin`, or `project:<id>` for the project's key."""
 
 
-async def project_caller(request: Request, project_id: str, credentials: ApiKey) -> Caller:
-    """The admin token for any project that exists, or the project's own key; failures are counted against
-    the client address like every other (`ingress.auth.identify`), since the guard leaves these routes to us."""
+async def key_holder(request: Request, credentials: ProjectKey) -> str | None:
+    """None for the admin token, else the project of the key. Failures count against the client address like
+    every other (`ingress.auth.identify`): the guard leaves the /api/v1 routes' credentials to them."""
     token = None if credentials is None else credentials.credentials.encode("latin-1")
     address = request.client.host if request.client else None
     admin = get_settings().fleet.admin_token
     if token is not None and admin is not None and hmac.compare_digest(token, admin.encode()):
-        await run_in_threadpool(identify, AuthCaller.admin, token, address)
+        return None
+    tenant_id = await run_in_threadpool(identify, AuthCaller.tenant, token, address)
+    assert tenant_id is not None
+    return tenant_id
+
+
+async def project_caller(request: Request, project_id: str, credentials: ProjectKey) -> Caller:
+    holder = await key_holder(request, credentials)
+    if holder is None:
         await run_in_threadpool(projects.get, project_id)
         return Caller(project_id, ADMIN_ACTOR)
-    tenant_id = await run_in_threadpool(identify, AuthCaller.tenant, token, address)
-    if tenant_id != project_id:
+    if holder != project_id:
         raise NotFound(f"No project {project_id!r} for this key.", entity="project", entity_id=project_id)
-    return Caller(project_id, f"project:{tenant_id}")
+    return Caller(project_id, f"project:{holder}")
 
 
 ProjectCaller = Annotated[Caller, Depends(project_caller)]

@@ -42,10 +42,14 @@ TENANT_INDEXES: dict[str, list[IndexModel]] = {
         # nx-27017 cannot hold in a compound index.
         IndexModel([("enqueued_at", DESCENDING)]),
         IndexModel([("instance_id", ASCENDING), ("enqueued_at", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("finished_at", DESCENDING)]),  # the dashboard's last failures
     ],
     "results": [IndexModel([("job_id", ASCENDING)], unique=True)],
     "token_usage": [IndexModel([("created_at", DESCENDING)]), IndexModel([("job_id", ASCENDING)])],
-    "audit_log": [IndexModel([("job_id", ASCENDING), ("at", ASCENDING)])],
+    "audit_log": [IndexModel([("job_id", ASCENDING), ("at", ASCENDING)]),
+                  # the audit-log view: newest first, by job event or by change action
+                  IndexModel([("at", DESCENDING)]), IndexModel([("event", ASCENDING), ("at", DESCENDING)]),
+                  IndexModel([("action", ASCENDING), ("at", DESCENDING)])],
 }
 
 MASTER_INDEXES: dict[str, list[IndexModel]] = {

@@ -54,7 +54,7 @@ def test_every_route_is_guarded_as_the_credentials_it_declares(services: dict[st
     from ingress.guard import caller_of
 
     document = create_app().openapi()
-    declared = {"ApiKey": Caller.tenant, "AdminToken": Caller.admin}
+    declared = {"ApiKey": Caller.tenant, "AdminToken": Caller.admin, "ProjectKey": Caller.project}
     seen = set()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -62,7 +62,7 @@ def test_every_route_is_guarded_as_the_credentials_it_declares(services: dict[st
             expected = {declared[name] for name in schemes} or {Caller.anyone}
             assert expected == {caller_of(path)}, (method, path, schemes)
             seen.add(caller_of(path))
-    assert seen == {Caller.tenant, Caller.admin, Caller.anyone}
+    assert seen == set(Caller)
 
 
 # --- credentials ------------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BELOW: dict[str, set[str]] = {
     "core": set(),
     "schemas": set(),
-    "tenancy": {"core", "schemas"},
+    "mcp_clients": {"core", "schemas"},
+    "tenancy": {"core", "schemas", "mcp_clients"},
     "providers": {"core", "schemas", "tenancy"},
-    "mcp_clients": {"core", "schemas", "tenancy"},
     "tasks": {"core", "schemas", "tenancy", "providers", "mcp_clients"},
     "workers": {"core", "schemas", "tenancy", "providers", "mcp_clients", "tasks"},
     "ingress": {"core", "schemas", "tenancy", "providers", "mcp_clients", "tasks"},
