@@ -23,6 +23,8 @@ class _ClientGone(Exception):
     """The client disconnected while its body was being read: there is nobody to answer."""
 
 
+DEPRECATED_PREFIX = "/api/v1/dynamic/"
+"""The deprecated dynamic-agent routes (ingress/routes/dynamic.py) answer `Deprecation: true` even refused."""
 TENANT_PATHS = ("/v1/jobs",)
 """The routes of tenants, by path and what lies below it; every other route under /v1/ is an operator's."""
 
@@ -49,7 +51,8 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        caller = caller_of(_route_path(scope))
+        path = _route_path(scope)
+        caller = caller_of(path)
         try:
             if caller is not Caller.anyone:
                 token = bearer_token(_header(scope, b"authorization"))
@@ -59,7 +62,10 @@ class Guard:
                     scope = {**scope, "state": {**scope.get("state", {}), "tenant_id": tenant_id}}
             body = await read_body(scope, receive, caller)
         except TenantqError as exc:
-            await error_response(exc)(scope, receive, send)
+            response = error_response(exc)
+            if path.startswith(DEPRECATED_PREFIX):  # refused here, it still says it is deprecated
+                response.headers["Deprecation"] = "true"
+            await response(scope, receive, send)
             return
         except _ClientGone:
             return

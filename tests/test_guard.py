@@ -298,7 +298,7 @@ def test_a_64_mib_chunked_upload_is_refused_before_the_ingress_holds_it(
 
 
 @pytest.mark.parametrize(("path", "credentials", "limit"), [("/v1/jobs", "key", 256 * 1024),
-                                                            ("/v1/tenants", "admin", 64 * 1024)])
+                                                            ("/v1/tenants", "admin", 256 * 1024)])
 def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(
     ingress: tuple[int, int], make_tenant: Any, path: str, credentials: str, limit: int
 ) -> None:
