@@ -21,12 +21,18 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+UNTHROTTLED = {"TENANTQ_AUTH_FAILURE_LIMIT": "1000000"}
+"""These tests refuse credentials on purpose, many times from one address (127.0.0.1); the throttle has
+tests of its own (tests/test_guard.py)."""
+
+
 @contextlib.contextmanager
 def running_ingress(env: dict[str, str]) -> Iterator[httpx.Client]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "ingress.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--log-level", "warning"], env={**os.environ, **env, **UNTHROTTLED}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(url), timeout=60, interval=0.2)

@@ -13,6 +13,10 @@ import httpx
 from tenantq.services import free_port
 from tests.conftest import wait_for
 
+UNTHROTTLED = {"TENANTQ_AUTH_FAILURE_LIMIT": "1000000"}
+"""These tests refuse credentials on purpose, many times from one address (127.0.0.1); the throttle has
+tests of its own (tests/test_guard.py)."""
+
 
 @contextmanager
 def running_ingress(env: Mapping[str, str], log_path: str | None = None) -> Iterator[str]:
@@ -21,7 +25,7 @@ def running_ingress(env: Mapping[str, str], log_path: str | None = None) -> Iter
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "ingress.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"], env={**os.environ, **env}, stdout=log, stderr=log)
+         "--log-level", "warning"], env={**os.environ, **env, **UNTHROTTLED}, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(url), timeout=60, interval=0.2)

@@ -118,8 +118,8 @@ def _credentials(target: Target, path: str) -> str:
     from ingress.auth import Caller as RouteCaller
     from ingress.guard import caller_of
 
-    return {RouteCaller.tenant: f"Bearer {target.api_key}", RouteCaller.admin: f"Bearer {ADMIN_TOKEN}",
-            RouteCaller.anyone: ""}[caller_of(path)]
+    return {RouteCaller.tenant: f"Bearer {target.api_key}", RouteCaller.project: f"Bearer {target.api_key}",
+            RouteCaller.admin: f"Bearer {ADMIN_TOKEN}", RouteCaller.anyone: ""}[caller_of(path)]
 
 
 def _fuzz(target: Target, operation: Any, mode: GenerationMode, valid: bool, examples: int,

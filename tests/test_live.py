@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +15,8 @@ import websockets
 
 from schemas.agents import AgentSettings, ModelConfig
 from tenantq.localfleet import LocalFleet
-from tenantq.services import free_port
 from tests.conftest import wait_for
+from tests.real_ingress import running_ingress
 
 CHAT = {"message": "Is the estate still there?", "conversation_id": "live-1", "lead_id": "lead-live"}
 
@@ -26,23 +24,8 @@ CHAT = {"message": "Is the estate still there?", "conversation_id": "live-1", "l
 @pytest.fixture(scope="module")
 def ingress(fleet: LocalFleet) -> Iterator[str]:
     """A real ingress process on a free port, on the session's Redis and MongoDB."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ingress.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"], env={**fleet.env, **dict(__import__("os").environ)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(url), timeout=60, interval=0.2)
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with running_ingress(fleet.env) as url:
+        yield url
 
 
 def slow_tenant(make_tenant: Any, loopback: Any, delay_s: float = 0.5) -> tuple[str, str]:
@@ -84,8 +67,8 @@ def test_a_websocket_watcher_gets_the_current_state_then_every_change_in_order_t
     names = [e["event"] for e in events]
     assert names[0] == "state" and names[-1] == "succeeded", names
     assert names.index("model_call") < names.index("succeeded"), names
-    if events[0]["status"] == "queued":  # connected before a worker took the job: it sees it taken
-        assert names.index("running") < names.index("model_call"), names
+    if events[0]["status"] == "queued":  # connected before a worker took the job: it sees it running
+        assert "running" in [e["status"] for e in events], names
     rank = {"queued": 0, "running": 1, "succeeded": 2}
     assert [rank[e["status"]] for e in events] == sorted(rank[e["status"]] for e in events), "in order"
     final = events[-1]

@@ -139,15 +139,16 @@ def test_token_usage_per_instance_model_and_day_and_in_total_matches_the_usage_d
     days = [g["key"] for g in report["groups"]]
     assert days == sorted(days) == ["2025-03-01", "2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05"]
 
-    # By default: this month so far, where the worker's usage of the three jobs is, without an instance yet.
+    # By default: this month so far, where the worker's usage of the three jobs is, under the default instance
+    # of their kind, which the first of them made.
     answer = http.get(f"{ingress}/api/v1/projects/{project_id}/token-usage", headers=ADMIN)
     assert answer.status_code == 200, answer.text
     now = datetime.now(UTC)
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     expected = expected_usage(project_id, month, now + timedelta(days=1), lambda d, at: d.get("instance_id", "none"))
     [none] = answer.json()["groups"]
-    assert none["key"] == "none" and none["count"] == 3 and none["cost_usd"] > 0
-    assert_figures(none, expected["none"])
+    assert none["key"] == "default-chat_draft" and none["count"] == 3 and none["cost_usd"] > 0
+    assert_figures(none, expected["default-chat_draft"])
 
 
 def nearest_rank(values: list[float], p: float) -> float:
@@ -262,7 +263,8 @@ def test_the_audit_log_pages_newest_first_through_job_events_and_instance_change
     docs = audit_docs(project_id)
     newest_first = sorted(docs, key=lambda d: (as_utc(d["at"]), str(d["_id"])), reverse=True)
     entries = all_pages(ingress, key, project_id, limit=4)
-    assert len(entries) == len(docs) == 3 * 4 + 6, "queued, started, model_call, succeeded per job; six changes"
+    assert len(entries) == len(docs) == 3 * 4 + 6 + 1, (
+        "queued, started, model_call, succeeded per job; six changes; the default instance the first job made")
     assert [e["id"] for e in entries] == [str(d["_id"]) for d in newest_first]
     assert len({e["id"] for e in entries}) == len(entries), "no entry twice across pages"
 
