@@ -95,6 +95,11 @@ def durable(operation: Callable[[], T], what: str, wait_s: float | None = None) 
     """Run `operation`, retrying it with backoff while MongoDB is unreachable, for up to `wait_s` (default:
     MONGODB_OUTAGE_WAIT_S); then raise DatabaseUnavailable. The operation must be idempotent: a write that
     MongoDB applied before the connection dropped is sent again."""
+    try:
+        return operation()  # the common case, without building a retry loop on every job's path
+    except PyMongoError as error:
+        if not unreachable(error):
+            raise
     limit = get_settings().mongodb.outage_wait_s if wait_s is None else wait_s
 
     def waiting(state: Any) -> None:

@@ -121,6 +121,8 @@ def _until_redis_answers(step: Callable[[], T]) -> T:
     """Run a Redis step of a job's life, retrying with backoff while Redis is unreachable, for as long as the
     job's lease lasts: past that, the lease has expired and the reaper has handed the job on, so the next
     delivery takes over (and finds what this one recorded)."""
+    with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+        return step()  # the common case, without building a retry loop on every job's path
     for attempt in Retrying(stop=stop_after_delay(get_settings().fleet.lease_ttl_s),
                             wait=wait_random_exponential(multiplier=0.1, max=2),
                             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
